@@ -1,0 +1,64 @@
+"""graceful: an asyncio runtime that stops services correctly in containers.
+
+The public names are loaded on first use (PEP 562): ``python -m graceful`` imports
+this package before anything else, and it must not pull in asyncio before the
+stop signals are blocked.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from ._errors import GracefulError as GracefulError
+    from ._errors import NotRunningError as NotRunningError
+    from ._errors import TargetError as TargetError
+    from ._errors import UsageError as UsageError
+    from ._hooks import ShutdownContext as ShutdownContext
+    from ._hooks import on_shutdown as on_shutdown
+    from ._runtime import is_shutting_down as is_shutting_down
+    from ._runtime import request_shutdown as request_shutdown
+    from ._runtime import run as run
+    from ._runtime import wait_for_shutdown as wait_for_shutdown
+
+_WHERE = {
+    "run": "_runtime",
+    "request_shutdown": "_runtime",
+    "is_shutting_down": "_runtime",
+    "wait_for_shutdown": "_runtime",
+    "on_shutdown": "_hooks",
+    "ShutdownContext": "_hooks",
+    "GracefulError": "_errors",
+    "UsageError": "_errors",
+    "TargetError": "_errors",
+    "NotRunningError": "_errors",
+}
+
+__all__ = (
+    "run",
+    "on_shutdown",
+    "request_shutdown",
+    "is_shutting_down",
+    "wait_for_shutdown",
+    "ShutdownContext",
+    "GracefulError",
+    "UsageError",
+    "TargetError",
+    "NotRunningError",
+)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'graceful' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"graceful.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted((*globals(), *__all__))

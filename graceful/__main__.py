@@ -1,0 +1,15 @@
+"""``python -m graceful``.
+
+The stop signals are blocked before anything else is imported: a SIGTERM that
+arrives while the interpreter and asyncio load stays pending instead of killing
+the process, and is delivered to graceful's handler once it is installed.
+"""
+
+import signal
+
+_STOP = frozenset({signal.SIGTERM, signal.SIGINT})
+signal.pthread_sigmask(signal.SIG_BLOCK, _STOP)
+
+from graceful._cli import main  # noqa: E402  (after the signals are blocked, on purpose)
+
+raise SystemExit(main(blocked=_STOP))

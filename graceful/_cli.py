@@ -1,0 +1,146 @@
+"""``python -m graceful [OPTIONS] MODULE:ATTR [APP_ARGS...]``.
+
+Parsing is by hand rather than argparse: the options stop at the first word that
+is not one (everything after it belongs to the app), every error must be one line
+with the fix, and this module is imported on every start, before asyncio.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import __version__ as VERSION
+from ._config import SOURCES, Config
+from ._errors import EXIT_USAGE, GracefulError, TargetError, UsageError
+
+USAGE = """\
+usage: python -m graceful [OPTIONS] MODULE:ATTR [APP_ARGS...]
+
+Run an asyncio service so that SIGTERM/SIGINT stop it cleanly within a deadline.
+MODULE:ATTR names an async function called with no arguments; the app sees
+sys.argv == [MODULE:ATTR, *APP_ARGS].
+
+options (flags win over the environment variables):
+  --grace SECONDS        whole window from the first stop signal to exit
+                         [GRACEFUL_GRACE, default 10]
+  --loop {auto,asyncio,uvloop}
+                         event loop; auto = uvloop when installed
+                         [GRACEFUL_LOOP, default auto]
+  --log-level LEVEL      DEBUG, INFO, WARNING, ERROR [GRACEFUL_LOG_LEVEL, default INFO]
+  --version              print the version and exit
+  -h, --help             print this help and exit
+
+exit codes: 0 clean shutdown, or the int main returned; 1 the app, a hook or the
+deadline failed; 2 bad usage or MODULE:ATTR not found; 130 forced by a second SIGINT.
+"""
+
+FLAGS = {flag: name for name, (flag, _var) in SOURCES.items() if name != "init"}
+
+
+def parse(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """Split argv into raw option values and the rest (MODULE:ATTR and its args)."""
+    flags: dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--" or not word.startswith("-"):
+            break
+        flag, eq, value = word.partition("=")
+        if flag not in FLAGS:
+            raise UsageError(f"unknown option {flag!r}; see python -m graceful --help")
+        if not eq:
+            i += 1
+            if i == len(argv):
+                raise UsageError(f"{flag} needs a value; see python -m graceful --help")
+            value = argv[i]
+        flags[FLAGS[flag]] = value
+        i += 1
+    return flags, list(argv[i:])
+
+
+def load_target(spec: str) -> Callable[[], Any]:
+    """Import ``MODULE`` and return ``ATTR`` (dotted attributes allowed).
+
+    Only a module that does not exist is a :class:`TargetError`; an exception
+    raised while the module imports is the app's own and propagates.
+    """
+    import importlib
+    import importlib.util
+
+    module_name, sep, attr = spec.partition(":")
+    names = module_name.split(".") + attr.split(".")
+    if not sep or not all(n.isidentifier() for n in names):
+        raise TargetError(f"{spec!r} is not MODULE:ATTR; name an async function, e.g. myapp:main")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        found = importlib.util.find_spec(module_name)
+    except ModuleNotFoundError as exc:  # a parent package is missing
+        if exc.name is None or not module_name.startswith(exc.name):
+            raise
+        found = None
+    if found is None:
+        raise TargetError(
+            f"no module named {module_name!r} (searched {cwd} and sys.path);"
+            " check the spelling or run from the directory that holds it"
+        )
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise TargetError(
+                f"module {module_name!r} has no attribute {attr!r}; check the name after the colon"
+            ) from None
+    if not callable(obj):
+        raise TargetError(
+            f"{spec} is a {type(obj).__name__}, not a function; point it at an async function"
+        )
+    return obj  # type: ignore[no-any-return]
+
+
+def main(
+    argv: Sequence[str] | None = None, *, blocked: frozenset[signal.Signals] = frozenset()
+) -> int:
+    """Entry point of ``python -m graceful`` and the ``graceful`` script; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in args[: _options_end(args)]):
+        sys.stdout.write(USAGE)
+        return 0
+    if "--version" in args[: _options_end(args)]:
+        sys.stdout.write(f"graceful {VERSION}\n")
+        return 0
+    try:
+        flags, rest = parse(args)
+        config = Config.from_sources(flags, os.environ)
+        if not rest or rest[0] == "--":
+            raise UsageError("missing MODULE:ATTR, e.g. python -m graceful myapp:main")
+        spec, app_args = rest[0], rest[1:]
+        if ":" not in spec:
+            raise TargetError(
+                f"{spec!r} is not MODULE:ATTR; name an async function, e.g. {spec}:main"
+            )
+        from ._runtime import execute
+
+        sys.argv = [spec, *app_args]
+        return execute(config, lambda: load_target(spec), unblock=blocked)
+    except GracefulError as exc:
+        sys.stderr.write(f"graceful: error: {exc}\n")
+        return exc.exit_code if isinstance(exc, UsageError) else EXIT_USAGE
+
+
+def _options_end(args: list[str]) -> int:
+    for i, word in enumerate(args):
+        if word == "--" or not word.startswith("-"):
+            return i
+    return len(args)
+
+
+def script() -> None:
+    """The ``graceful`` console script."""
+    sys.exit(main())
