@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: example test lint unit test-all bench
+.PHONY: example test lint suite test-all bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +16,14 @@ example: $(VENV)/.installed
 	$(BIN)/python -m graceful examples.counter:main
 
 # Lint, type-check, then the whole suite (every scenario on asyncio and on uvloop).
-test: $(VENV)/.installed
+test: lint suite
+
+lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+suite: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The suite on every Python 3.10-3.13 found on this machine, one venv each.

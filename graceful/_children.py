@@ -20,13 +20,17 @@ for their death; it still never waits on them.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import select
 import signal
 import time
-from collections.abc import Iterable
-from typing import Any
+
+# typing is not imported at run time: this module is loaded before the fork into
+# the init, which should stay small (mypy treats TYPE_CHECKING as True).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
 
 _HAVE_PIDFD = hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal")
 _POLL_INTERVAL = 0.02  # only for the psutil fallback
@@ -152,6 +156,8 @@ class Descendants:
 
         **Cancellation:** stops waiting; the processes stay tracked.
         """
+        import asyncio  # here, not at the top: the init imports this module and stays small
+
         alive = self.alive()
         if not alive or timeout <= 0:
             return alive

@@ -10,19 +10,27 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
 
 from . import __version__ as VERSION
 from ._config import SOURCES, Config
-from ._errors import EXIT_USAGE, GracefulError, TargetError, UsageError
+from ._errors import GracefulError, TargetError, UsageError
+
+# typing is not imported at run time: this module is loaded before the fork into
+# the init, which should stay small (mypy treats TYPE_CHECKING as True).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 USAGE = """\
 usage: python -m graceful [OPTIONS] MODULE:ATTR [APP_ARGS...]
+       python -m graceful [OPTIONS] -- COMMAND [ARGS...]
 
 Run an asyncio service so that SIGTERM/SIGINT stop it cleanly within a deadline.
 MODULE:ATTR names an async function called with no arguments; the app sees
-sys.argv == [MODULE:ATTR, *APP_ARGS].
+sys.argv == [MODULE:ATTR, *APP_ARGS]. With -- COMMAND, run any program under
+graceful's init (like tini): signals forwarded, orphans reaped, deadline enforced,
+exit code passed through.
 
 options (flags win over the environment variables):
   --grace SECONDS        whole window from the first stop signal to exit
@@ -31,14 +39,19 @@ options (flags win over the environment variables):
                          event loop; auto = uvloop when installed
                          [GRACEFUL_LOOP, default auto]
   --log-level LEVEL      DEBUG, INFO, WARNING, ERROR [GRACEFUL_LOG_LEVEL, default INFO]
+  --init {auto,on,off}   run a separate init that reaps orphans and forwards signals;
+                         auto = when PID 1, on = also as a subreaper elsewhere
+                         [GRACEFUL_INIT, default auto]
   --version              print the version and exit
   -h, --help             print this help and exit
 
 exit codes: 0 clean shutdown, or the int main returned; 1 the app, a hook or the
 deadline failed; 2 bad usage or MODULE:ATTR not found; 130 forced by a second SIGINT.
+With -- COMMAND: the command's code, 128+N if signal N killed it, 127 not found,
+126 not executable.
 """
 
-FLAGS = {flag: name for name, (flag, _var) in SOURCES.items() if name != "init"}
+FLAGS = {flag: name for name, (flag, _var) in SOURCES.items()}
 
 
 def parse(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
@@ -118,20 +131,33 @@ def main(
     try:
         flags, rest = parse(args)
         config = Config.from_sources(flags, os.environ)
-        if not rest or rest[0] == "--":
+        if rest[:1] == ["--"]:
+            command = rest[1:]
+            if not command:
+                raise UsageError("missing COMMAND after --, e.g. python -m graceful -- myserver")
+            from . import _init
+
+            _init.wanted(config, exec_mode=True)
+            _init.start(config, command, blocked)
+            raise AssertionError("unreachable: the init exits, the child execs")
+        if not rest:
             raise UsageError("missing MODULE:ATTR, e.g. python -m graceful myapp:main")
         spec, app_args = rest[0], rest[1:]
         if ":" not in spec:
             raise TargetError(
                 f"{spec!r} is not MODULE:ATTR; name an async function, e.g. {spec}:main"
             )
+        from . import _init
+
+        if _init.wanted(config, exec_mode=False):
+            _init.start(config, None, blocked)  # returns in the app process only
         from ._runtime import execute
 
         sys.argv = [spec, *app_args]
         return execute(config, lambda: load_target(spec), unblock=blocked)
     except GracefulError as exc:
         sys.stderr.write(f"graceful: error: {exc}\n")
-        return exc.exit_code if isinstance(exc, UsageError) else EXIT_USAGE
+        return exc.exit_code
 
 
 def _options_end(args: list[str]) -> int:

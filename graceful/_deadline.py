@@ -18,9 +18,13 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
 
-Clock = Callable[[], float]
+# typing is not imported at run time: this module is loaded before the fork into
+# the init, which should stay small (mypy treats TYPE_CHECKING as True).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 MAX_MARGIN = 0.5
 MARGIN_FRACTION = 0.15
@@ -38,7 +42,7 @@ class Deadline:
     later, is when the watchdog ends the process whatever it is doing.
     """
 
-    def __init__(self, grace: float, *, clock: Clock = time.monotonic) -> None:
+    def __init__(self, grace: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.grace = grace
         self.clock = clock
         self.started = clock()

@@ -30,7 +30,16 @@ from typing import Any
 from ._children import descendant_pids
 from ._config import Config
 from ._deadline import Deadline, Watchdog, write_stderr
-from ._errors import EXIT_FAILURE, EXIT_FORCED, GracefulError, NotRunningError, UsageError
+from ._errors import (
+    EXIT_FAILURE,
+    EXIT_FORCED,
+    GracefulError,
+    NotRunningError,
+    TargetError,
+    UsageError,
+)
+from ._hooks import take_hooks
+from ._shutdown import blocking_threads, shutdown
 
 log = logging.getLogger("graceful")
 
@@ -55,6 +64,7 @@ class Run:
         self.stop_event: asyncio.Event | None = None
         self.load_error: BaseException | None = None
         self.watchdog = Watchdog(self._deadline_reached)
+        self._once = threading.Lock()
 
     # -- starting the shutdown ---------------------------------------------------------
 
@@ -64,7 +74,10 @@ class Run:
         Returns False if the shutdown had already started. Called from the loop,
         from the signal handler, or before the loop exists; never blocks.
         """
-        if self.deadline is not None:
+        # Python signal handlers can nest (a second signal runs its handler between
+        # two bytecodes of the first), so check-then-set is not enough: a lock
+        # acquired without blocking is atomic and never waits.
+        if not self._once.acquire(blocking=False):
             return False
         self.deadline = Deadline(self.config.grace)
         self.reason, self.signal, self.exit_code = reason, sig, exit_code
@@ -115,7 +128,6 @@ class Run:
     # -- the app ------------------------------------------------------------------------
 
     async def main(self, target: Main | None) -> int:
-        from ._shutdown import shutdown
 
         self.loop = asyncio.get_running_loop()
         self.stop_event = asyncio.Event()
@@ -230,12 +242,14 @@ def execute(
         target: Main | None = None
         try:
             target = load()
-        except Exception as exc:
+        except TargetError:
+            # MODULE:ATTR is wrong: the app never started, so the hooks its import
+            # registered do not run (a state-saving hook would save an empty state).
+            take_hooks()
+            raise
+        except Exception as exc:  # the app's own import failed: its hooks do run
             run.load_error = exc
-            if isinstance(exc, GracefulError):
-                log.error("%s", exc)
-            else:
-                log.error("the app failed to start", exc_info=exc)
+            log.error("the app failed to start", exc_info=exc)
         except SystemExit as exc:
             run.load_error = exc
         loop = new_loop()
@@ -244,21 +258,20 @@ def execute(
         finally:
             run.loop = None
             loop.close()
+        stuck = [t.name for t in blocking_threads()]
+        if stuck:
+            # The shutdown already waited for these until the deadline. The normal exit
+            # would join them and overrun the window, so leave without them.
+            log.error("threads %s still running at the deadline; exiting without them", stuck)
+            flush_logging()
+            os._exit(code or EXIT_FAILURE)
+        flush_logging()
+        return code
     finally:
+        run.watchdog.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         _current = None
-    stuck = [
-        t.name for t in threading.enumerate() if not (t.daemon or t is threading.main_thread())
-    ]
-    if stuck:
-        # The shutdown already waited for these until the deadline. The normal exit
-        # would join them and overrun the window, so leave without them.
-        log.error("threads %s still running at the deadline; exiting without them", stuck)
-        flush_logging()
-        os._exit(code or EXIT_FAILURE)
-    run.watchdog.close()
-    return code
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:

@@ -176,12 +176,16 @@ async def _stop_threads(deadline: Deadline, out: Outcome) -> None:
     gens = asyncio.ensure_future(loop.shutdown_asyncgens())
     await asyncio.wait({gens}, timeout=deadline.time_left())
     # Non-daemon threads would be joined by the interpreter at exit: give them what is left.
-    for thread in threading.enumerate():
-        if thread.daemon or thread is threading.main_thread():
-            continue
+    for thread in blocking_threads():
         thread.join(deadline.time_left())
         if thread.is_alive():
             out.threads_left.append(thread.name)
+
+
+def blocking_threads() -> list[threading.Thread]:
+    """Threads the interpreter would join at exit: not daemons, not us, not the main thread."""
+    exempt = (threading.main_thread(), threading.current_thread())
+    return [t for t in threading.enumerate() if not t.daemon and t not in exempt]
 
 
 def _summary(run: Run, deadline: Deadline, out: Outcome, code: int) -> None:

@@ -1,0 +1,20 @@
+"""The idle service measured by ``benchmarks/bench_runtime.py``.
+
+``main`` says it is running (one flushed line on stdout, its first action), then
+waits forever: the runner around it has to stop it on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+
+def say_ready() -> None:
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+
+
+async def main() -> None:
+    say_ready()
+    await asyncio.Event().wait()

@@ -1,0 +1,289 @@
+"""The init: a small process that does PID 1's duties so the app does not have to.
+
+Why a separate process: a reaper inside the app's own process steals exit statuses.
+With a thread or a SIGCHLD handler calling ``waitpid(-1)``, ``subprocess.run``
+reports 0 for a child that exited 7 (Popen turns ECHILD into 0), asyncio reports
+255, and uvloop's ``Process.wait()`` never returns. Peeking with
+``waitid(WNOWAIT)`` keeps finding the same first zombie. So when graceful is PID 1
+(or ``--init on``) it splits in two before asyncio or the app is imported: this
+init, which reaps every orphan, and the app, its child, which keeps its own
+children and their exact statuses. tini, catatonit and dumb-init use the same split.
+
+Why fork and not re-exec: the parent has imported only the option parser, so the
+init stays small, and the child goes straight on to the app without paying a
+second interpreter start-up (about 10 ms plus the imports here).
+
+How it waits: every forwarded signal and SIGCHLD are blocked before the fork and
+taken with ``sigwaitinfo``/``sigtimedwait``; no handler runs, nothing is lost in
+between (blocked signals stay pending). CPython 3.11.7/3.12.1/3.13.0 can return a
+``struct_siginfo`` with a garbage ``si_signo`` from ``sigtimedwait`` after EINTR
+past the timeout, so the number is checked against the set.
+
+Terminal: the app gets its own process group and, if stdin is our terminal, the
+foreground. A Ctrl-C then goes to the app's group only; sharing the group would
+deliver it twice (once from the terminal, once forwarded), which is a forced exit.
+
+Signals not forwarded: SIGKILL and SIGSTOP (cannot be caught), SIGCHLD (ours),
+SIGTTIN and SIGTTOU (sent by the terminal to whoever touches it, meaningless to
+forward) and the synchronous fault signals (SEGV, BUS, FPE, ILL, TRAP, SYS, ABRT),
+which are about the process that raised them. SIGTSTP is forwarded, as tini does.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sys
+import time
+
+from ._children import descendant_pids
+from ._config import Config
+from ._deadline import safety_margin, write_stderr
+
+_NOT_FORWARDED = {
+    signal.SIGKILL,
+    signal.SIGSTOP,
+    signal.SIGCHLD,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGSEGV,
+    signal.SIGBUS,
+    signal.SIGFPE,
+    signal.SIGILL,
+    signal.SIGTRAP,
+    signal.SIGSYS,
+    signal.SIGABRT,
+}
+FORWARDED = frozenset(s for s in signal.Signals if s < 32 and s not in _NOT_FORWARDED)
+WAITED = FORWARDED | {signal.SIGCHLD}
+_WAITED_NUMBERS = frozenset(int(s) for s in WAITED)
+_STOP = (signal.SIGTERM, signal.SIGINT)
+_KILL_RESERVE = 0.1
+_PR_SET_CHILD_SUBREAPER = 36
+
+EXIT_NOT_FOUND = 127
+EXIT_NOT_EXECUTABLE = 126
+
+
+def wanted(config: Config, exec_mode: bool) -> bool:
+    """Whether to run the init: Linux, and PID 1, ``--init on`` or the exec mode."""
+    if not sys.platform.startswith("linux"):
+        _debug(config, f"init off: PID 1 duties are handled on Linux only, not on {sys.platform}")
+        return False
+    if config.init == "on" or exec_mode:
+        return True
+    if config.init == "auto" and os.getpid() == 1:
+        return True
+    why = "--init off" if config.init == "off" else "not PID 1 (--init on adds a subreaper)"
+    _debug(config, f"init off: {why}")
+    return False
+
+
+def start(config: Config, command: list[str] | None, blocked: frozenset[signal.Signals]) -> None:
+    """Fork the app (or ``command``) and become its init.
+
+    Returns only in the app process. The init itself never returns: it exits
+    with the app's exit code, or 128 + the signal that killed it.
+    """
+    pid1 = os.getpid() == 1
+    if not pid1:
+        _become_subreaper()
+    previous: set[int] | set[signal.Signals] = signal.pthread_sigmask(signal.SIG_BLOCK, WAITED)
+    tty = _foreground_tty()
+    app = os.fork()
+    if app == 0:
+        _enter_app(previous, tty, command, blocked)
+        return
+    code = Init(app, config, pid1).run()
+    raise SystemExit(code)
+
+
+def _become_subreaper() -> None:
+    import ctypes  # only here: the init as PID 1 needs none of it
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        write_stderr(
+            f"graceful: warning: could not become a child subreaper ({os.strerror(err)});"
+            " orphans will go to the system's init instead"
+        )
+
+
+def _foreground_tty() -> int | None:
+    try:
+        if os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp():
+            return 0
+    except OSError:
+        pass
+    return None
+
+
+def _enter_app(
+    previous: set[int] | set[signal.Signals],
+    tty: int | None,
+    command: list[str] | None,
+    blocked: frozenset[signal.Signals],
+) -> None:
+    """In the child: own process group, the terminal, the signal mask back; exec if asked."""
+    os.setpgid(0, 0)
+    if tty is not None:
+        # tcsetpgrp from what is now a background group raises SIGTTOU unless it is blocked.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTTOU})
+        try:
+            os.tcsetpgrp(tty, os.getpgrp())
+        except OSError:
+            pass
+    if command is None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        return
+    # Python ignores SIGPIPE and SIGXFSZ; a command expects the defaults (as subprocess does).
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set(previous) - set(blocked))
+    try:
+        os.execvp(command[0], command)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            code, fix = EXIT_NOT_FOUND, "not found; check the name and PATH"
+        elif exc.errno in (errno.EACCES, errno.ENOEXEC, errno.EISDIR):
+            code, fix = EXIT_NOT_EXECUTABLE, f"not executable ({exc.strerror}); check its mode"
+        else:
+            code, fix = EXIT_NOT_EXECUTABLE, f"could not be run ({exc.strerror})"
+        write_stderr(f"graceful: error: command {command[0]!r} {fix}")
+        os._exit(code)
+
+
+class Init:
+    """The wait-forward-reap loop, then the clean-up of what the app left behind."""
+
+    def __init__(self, app: int, config: Config, pid1: bool) -> None:
+        self.app = app
+        self.config = config
+        self.pid1 = pid1
+        self.margin = safety_margin(config.grace)
+        self.kill_app_at: float | None = None  # set by the first SIGTERM/SIGINT
+        self.exit_by: float | None = None
+        self.app_status: int | None = None
+
+    def run(self) -> int:
+        self._debug(f"init: {'PID 1' if self.pid1 else 'subreaper'}, app is pid {self.app}")
+        while self.app_status is None:
+            info = self._wait(self.kill_app_at)
+            if info is None:  # the deadline: the app's own watchdog did not end it
+                self._kill_app()
+            elif info == signal.SIGCHLD:
+                self._reap()
+            else:
+                self._forward(info)
+        code = _exit_code(self.app_status)
+        self._stop_the_rest()
+        self._debug(f"init: exiting with code {code}")
+        return code
+
+    def _wait(self, until: float | None) -> int | None:
+        """The next signal taken, or None when ``until`` passed."""
+        while True:
+            info: signal.struct_siginfo | None
+            if until is None:
+                info = signal.sigwaitinfo(WAITED)
+            else:
+                left = until - time.monotonic()
+                if left <= 0:
+                    return None
+                info = signal.sigtimedwait(WAITED, left)
+            if info is None:
+                return None
+            if info.si_signo in _WAITED_NUMBERS:  # else the CPython garbage-siginfo bug
+                return info.si_signo
+
+    def _forward(self, signum: int) -> None:
+        try:
+            os.kill(self.app, signum)
+        except ProcessLookupError:
+            pass
+        if signum in _STOP and self.kill_app_at is None:
+            # The app's own deadline ends at grace - margin, its watchdog half a margin
+            # later; the init steps in after that and is gone before the grace ends.
+            now = time.monotonic()
+            self.kill_app_at = now + self.config.grace - self.margin / 4
+            self.exit_by = now + self.config.grace - self.margin / 8
+
+    def _kill_app(self) -> None:
+        self._log(f"init: the app (pid {self.app}) outlived the grace period; sending SIGKILL")
+        try:
+            os.kill(self.app, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.kill_app_at = None  # wait for its SIGCHLD now, without a timeout
+
+    def _reap(self) -> bool:
+        """Collect every zombie child; False once there is no child left at all."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return False
+            if pid == 0:
+                return True
+            if pid == self.app:
+                self.app_status = status
+
+    def _stop_the_rest(self) -> None:
+        """SIGTERM what the app left behind, wait within the window, SIGKILL the rest."""
+        if not self._reap():
+            return
+        if self.exit_by is None:
+            self.exit_by = time.monotonic() + self.config.grace - self.margin / 8
+        count = self._signal_all(signal.SIGTERM)
+        self._log(f"init: the app has exited; {count} process(es) left, sent SIGTERM")
+        if self._wait_for_none(self.exit_by - _KILL_RESERVE):
+            return
+        count = self._signal_all(signal.SIGKILL)
+        self._log(f"init: {count} process(es) still running at the deadline; sent SIGKILL")
+        self._wait_for_none(self.exit_by)
+
+    def _wait_for_none(self, until: float) -> bool:
+        """Reap until no child is left (True) or ``until`` passed (False)."""
+        while self._reap():
+            signum = self._wait(until)
+            if signum is None:
+                return not self._reap()
+            if signum != signal.SIGCHLD:
+                self._signal_all(signum)
+        return True
+
+    def _signal_all(self, signum: int) -> int:
+        if self.pid1:
+            try:
+                os.kill(-1, signum)  # every process of the namespace but ourselves
+            except ProcessLookupError:
+                return 0
+            return len(descendant_pids())
+        count = 0
+        for pid in descendant_pids():
+            try:
+                os.kill(pid, signum)
+                count += 1
+            except ProcessLookupError:
+                pass
+        return count
+
+    def _log(self, line: str) -> None:
+        if self.config.log_level in ("DEBUG", "INFO"):
+            write_stderr(f"graceful {line}")
+
+    def _debug(self, line: str) -> None:
+        _debug(self.config, line)
+
+
+def _exit_code(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _debug(config: Config, line: str) -> None:
+    if config.log_level == "DEBUG":
+        write_stderr(f"graceful DEBUG: {line}")

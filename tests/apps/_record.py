@@ -1,0 +1,15 @@
+"""Shared by the test apps: append one line to $OUT/events, and say "ready"."""
+
+import os
+
+
+def record(line: str) -> None:
+    fd = os.open(os.path.join(os.environ["OUT"], "events"), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def ready(what: str = "ready") -> None:
+    print(what, flush=True)

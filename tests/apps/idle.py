@@ -1,0 +1,67 @@
+"""A well-behaved service and the variants of how main can end."""
+
+import asyncio
+import json
+import sys
+
+from _record import ready, record
+
+import graceful
+
+
+@graceful.on_shutdown
+def registered_first() -> None:
+    record("hook registered_first")
+
+
+@graceful.on_shutdown(timeout=5)
+async def registered_second(ctx: graceful.ShutdownContext) -> None:
+    sig = None if ctx.signal is None else ctx.signal.name
+    left = ctx.time_left()
+    record(f"hook registered_second {json.dumps([ctx.reason, sig, ctx.exit_code, left])}")
+
+
+async def main() -> None:
+    async def waiter() -> None:
+        await graceful.wait_for_shutdown()
+        record(f"waiter woke, shutting down={graceful.is_shutting_down()}")
+
+    asyncio.create_task(waiter())
+    record(f"main started, shutting down={graceful.is_shutting_down()}")
+    try:
+        ready()
+        await asyncio.Event().wait()
+    finally:
+        record("main unwound")
+
+
+async def returns_none() -> None:
+    record("main started")
+
+
+async def returns_seven() -> int:
+    return 7
+
+
+async def raises() -> None:
+    raise RuntimeError("boom from main")
+
+
+async def requests() -> None:
+    graceful.request_shutdown(exit_code=3, reason="job finished")
+    await asyncio.Event().wait()
+
+
+async def calls_exit() -> None:
+    sys.exit(4)
+
+
+async def shows_argv() -> None:
+    record(json.dumps(sys.argv))
+
+
+def not_async() -> int:
+    return 5
+
+
+not_callable = 42

@@ -1,0 +1,39 @@
+"""Hooks that raise, hang and block; the one registered first must still run last."""
+
+import asyncio
+import time
+
+from _record import ready, record
+
+import graceful
+
+
+@graceful.on_shutdown
+def runs_last() -> None:
+    record("hook runs_last")
+
+
+@graceful.on_shutdown(timeout=0.3)
+def blocks_in_sleep() -> None:
+    record("hook blocks_in_sleep started")
+    time.sleep(1000)
+
+
+@graceful.on_shutdown(timeout=0.3)
+async def swallows_cancellation() -> None:
+    record("hook swallows_cancellation started")
+    while True:
+        try:
+            await asyncio.sleep(1000)
+        except asyncio.CancelledError:
+            pass
+
+
+@graceful.on_shutdown
+def raises() -> None:
+    raise ValueError("hook failed on purpose")
+
+
+async def main() -> None:
+    ready()
+    await asyncio.Event().wait()

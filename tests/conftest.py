@@ -1,0 +1,157 @@
+"""Fixtures for black-box tests: a real ``python -m graceful`` process, real signals.
+
+Every wait is bounded and ordered by a handshake (a line the app prints), never by
+a sleep. Each black-box scenario runs on both loops through the ``loop_name`` fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+APPS = Path(__file__).parent / "apps"
+LOOPS = ("asyncio", "uvloop")
+
+
+@pytest.fixture(params=LOOPS)
+def loop_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+class App:
+    """A process started by a test, with its stdout lines as handshakes."""
+
+    def __init__(self, argv: Sequence[str], env: dict[str, str], out: Path) -> None:
+        self.out = out
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=APPS,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._stderr: list[str] = []
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self._readers = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout,), daemon=True),
+            threading.Thread(target=self._collect, args=(self.proc.stderr,), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+        self.stdout: list[str] = []
+        self.signalled_at: float | None = None
+        self.exited_at = 0.0
+
+    def _pump(self, stream: Iterator[str]) -> None:
+        for line in stream:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def _collect(self, stream: Iterator[str]) -> None:
+        for line in stream:
+            self._stderr.append(line)
+
+    def expect(self, text: str, timeout: float = 20.0) -> None:
+        """Wait until the app prints a line containing ``text``."""
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, end - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(
+                    f"no line {text!r} within {timeout} s; stderr:\n{self.stderr}"
+                ) from None
+            if line is None:
+                raise AssertionError(f"app exited before printing {text!r}; stderr:\n{self.stderr}")
+            self.stdout.append(line)
+            if text in line:
+                return
+
+    def send(self, sig: int) -> None:
+        if self.signalled_at is None:
+            self.signalled_at = time.monotonic()
+        self.proc.send_signal(sig)
+
+    def write(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text)
+        self.proc.stdin.flush()
+
+    def wait(self, timeout: float = 20.0) -> int:
+        code = self.proc.wait(timeout)
+        self.exited_at = time.monotonic()
+        for reader in self._readers:
+            reader.join(timeout)
+        return code
+
+    def elapsed(self) -> float:
+        """Seconds from the first signal sent to the exit seen (after ``wait()``)."""
+        assert self.signalled_at is not None
+        return self.exited_at - self.signalled_at
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self._stderr)
+
+    def events(self) -> list[str]:
+        path = self.out / "events"
+        return path.read_text().splitlines() if path.exists() else []
+
+    def close(self) -> None:
+        """Kill the app if it still runs, and release its pipes."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        for reader in self._readers:
+            reader.join(10)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+class Launcher:
+    def __init__(self, tmp_path: Path, loop: str) -> None:
+        self.tmp_path = tmp_path
+        self.loop = loop
+        self.apps: list[App] = []
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GRACEFUL_")}
+        env.update(OUT=str(self.tmp_path), GRACEFUL_LOOP=self.loop, PYTHONUNBUFFERED="1")
+        env.update(extra or {})
+        return env
+
+    def graceful(self, *args: str, env: dict[str, str] | None = None) -> App:
+        """Start ``python -m graceful ARGS`` in tests/apps."""
+        return self.command([sys.executable, "-m", "graceful", *args], env=env)
+
+    def command(self, argv: Sequence[str], env: dict[str, str] | None = None) -> App:
+        app = App(argv, self.env(env), self.tmp_path)
+        self.apps.append(app)
+        return app
+
+
+@pytest.fixture
+def launch(tmp_path: Path, loop_name: str) -> Iterator[Launcher]:
+    launcher = Launcher(tmp_path, loop_name)
+    yield launcher
+    for app in launcher.apps:
+        app.close()
+
+
+def stop(app: App, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+    """Send ``sig``, wait for the exit, and note when it happened."""
+    app.send(sig)
+    return app.wait(timeout)

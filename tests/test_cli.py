@@ -1,0 +1,94 @@
+"""Bad input: exit code 2 and one line that names the problem and the fix."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import graceful
+
+from .conftest import APPS
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "graceful", *args],
+        cwd=APPS,
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["no_such_module_here:main"], {}, "no module named 'no_such_module_here'"),
+        (["no_such_pkg.sub:main"], {}, "no module named 'no_such_pkg.sub'"),
+        (["idle:nothere"], {}, "module 'idle' has no attribute 'nothere'"),
+        (["idle:not_callable"], {}, "idle:not_callable is a int, not a function"),
+        (["idle"], {}, "'idle' is not MODULE:ATTR"),
+        (["idle:"], {}, "'idle:' is not MODULE:ATTR"),
+        ([":main"], {}, "':main' is not MODULE:ATTR"),
+        (["idle:ma-in"], {}, "'idle:ma-in' is not MODULE:ATTR"),
+        ([], {}, "missing MODULE:ATTR"),
+        (["--grace", "abc", "idle:main"], {}, "--grace must be a number of seconds greater than 0"),
+        (["--grace", "-1", "idle:main"], {}, "got '-1'; use e.g. --grace 10"),
+        (["--grace=0", "idle:main"], {}, "--grace must be a number of seconds greater than 0"),
+        (["--grace"], {}, "--grace needs a value"),
+        (["idle:main"], {"GRACEFUL_GRACE": "soon"}, "GRACEFUL_GRACE must be a number"),
+        (["--loop", "tokio", "idle:main"], {}, "--loop must be one of auto, asyncio, uvloop"),
+        (["idle:main"], {"GRACEFUL_LOOP": "x"}, "GRACEFUL_LOOP must be one of"),
+        (["--log-level", "loud", "idle:main"], {}, "--log-level must be one of DEBUG"),
+        (["--bogus", "idle:main"], {}, "unknown option '--bogus'"),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(
+    args: list[str], env: dict[str, str], message: str
+) -> None:
+    result = run_cli(*args, env=env)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("graceful: error: ")
+    assert message in lines[0]
+    assert result.stdout == ""
+
+
+def test_flags_win_over_environment() -> None:
+    # GRACEFUL_GRACE is bad, but the flag overrides it: the run goes on to the target.
+    result = run_cli(
+        "--grace", "2", "idle:returns_seven", env={"GRACEFUL_GRACE": "bad", "OUT": "/tmp"}
+    )
+    assert result.returncode == 7, result.stderr
+
+
+def test_environment_is_used_without_flags() -> None:
+    result = run_cli("idle:returns_seven", env={"GRACEFUL_LOG_LEVEL": "warning", "OUT": "/tmp"})
+    assert result.returncode == 7
+    assert "phase" not in result.stderr  # INFO lines are off
+    result = run_cli("idle:returns_seven", env={"GRACEFUL_LOG_LEVEL": "debug", "OUT": "/tmp"})
+    assert "phase 4/6" in result.stderr
+
+
+def test_help_and_version() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    assert "usage: python -m graceful" in result.stdout
+    for option in ("--grace", "--loop", "--log-level", "GRACEFUL_GRACE"):
+        assert option in result.stdout
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout == f"graceful {graceful.__version__}\n"
+
+
+def test_console_script_runs_the_same_cli() -> None:
+    script = __import__("shutil").which(
+        "graceful", path=str(__import__("pathlib").Path(sys.executable).parent)
+    )
+    assert script is not None, "the graceful console script is not installed"
+    result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=30)
+    assert result.stdout == f"graceful {graceful.__version__}\n"

@@ -1,0 +1,156 @@
+"""Black-box tests of the shutdown sequence: real processes, real signals, both loops."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+from .conftest import Launcher, stop
+
+
+def test_sigterm_runs_waiters_then_unwinds_main_then_hooks_in_reverse(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "idle:main")
+    app.expect("ready")
+    assert stop(app) == 0
+    events = app.events()
+    assert events[:4] == [
+        "main started, shutting down=False",
+        "waiter woke, shutting down=True",
+        "main unwound",
+        events[3],
+    ]
+    assert events[3].startswith("hook registered_second ")
+    assert events[4:] == ["hook registered_first"]
+    reason, sig, code, left = json.loads(events[3].split(" ", 2)[2])
+    assert (reason, sig, code) == ("SIGTERM", "SIGTERM", 0)
+    assert 0 < left < 2
+    assert app.stderr.count("SIGTERM received: shutting down") == 1
+    assert "exit code 0" in app.stderr.splitlines()[-1]
+
+
+def test_sigint_once_is_a_clean_shutdown(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "idle:main")
+    app.expect("ready")
+    assert stop(app, signal.SIGINT) == 0
+    assert "hook registered_first" in app.events()
+
+
+def test_second_sigint_forces_exit_130(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "20", "sigint:main")
+    app.expect("ready")
+    app.send(signal.SIGINT)
+    app.expect("hook started")
+    app.send(signal.SIGINT)
+    assert app.wait() == 130
+    assert app.elapsed() < 5  # far from the 20 s the hook would otherwise get
+    assert "second SIGINT" in app.stderr
+
+
+def test_signal_storm_starts_exactly_one_shutdown(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "idle:main")
+    app.expect("ready")
+    for _ in range(50):
+        app.send(signal.SIGTERM)
+    assert app.wait() == 0
+    assert app.stderr.count("SIGTERM received: shutting down") == 1
+    assert app.stderr.count("shutdown after SIGTERM took") == 1
+    assert app.events().count("hook registered_first") == 1
+
+
+def test_main_returning_none_exits_0_and_runs_hooks(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "idle:returns_none")
+    assert app.wait() == 0
+    assert app.events()[0] == "main started"
+    assert "hook registered_first" in app.events()
+    assert "shutdown after main returned" in app.stderr
+
+
+def test_main_returning_an_int_is_the_exit_code(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "idle:returns_seven")
+    assert app.wait() == 7
+    assert "hook registered_first" in app.events()
+
+
+def test_main_raising_exits_1_with_traceback_and_hooks(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "idle:raises")
+    assert app.wait() == 1
+    assert "RuntimeError: boom from main" in app.stderr
+    assert "Traceback" in app.stderr
+    assert "hook registered_first" in app.events()
+
+
+def test_request_shutdown_uses_its_exit_code_and_reason(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "idle:requests")
+    assert app.wait() == 3
+    reason, sig, code, _left = json.loads(
+        next(e for e in app.events() if e.startswith("hook registered_second")).split(" ", 2)[2]
+    )
+    assert (reason, sig, code) == ("job finished", None, 3)
+
+
+def test_sys_exit_in_main_is_an_exit_code(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "idle:calls_exit")
+    assert app.wait() == 4
+    assert "Traceback" not in app.stderr
+
+
+def test_sync_main_returning_int(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "idle:not_async")
+    assert app.wait() == 5
+
+
+def test_app_sees_target_and_its_args_in_argv(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "idle:shows_argv", "--port", "80", "x")
+    assert app.wait() == 0
+    assert json.loads(app.events()[0]) == ["idle:shows_argv", "--port", "80", "x"]
+
+
+def test_hook_failures_are_named_and_the_rest_still_run(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "3", "misbehaving_hooks:main")
+    app.expect("ready")
+    assert stop(app) == 1
+    assert app.events() == [
+        "hook swallows_cancellation started",
+        "hook blocks_in_sleep started",
+        "hook runs_last",
+    ]
+    err = app.stderr
+    assert "hook 'raises' raised ValueError" in err
+    assert "hook 'swallows_cancellation' still running after 0.3" in err
+    assert "hook 'blocks_in_sleep' still running after 0.3" in err
+    assert "time.sleep(1000)" in err  # the stack of the hung sync hook
+    assert "timed out 2 ['swallows_cancellation', 'blocks_in_sleep']" in err
+    assert app.elapsed() < 3
+
+
+def test_signal_during_import_is_honoured_after_it(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "slow_import:main")
+    app.expect("importing")
+    app.send(signal.SIGTERM)
+    app.write("go\n")
+    assert app.wait() == 0
+    assert app.events() == ["import finished", "hook saved"]  # main never started
+    assert app.elapsed() < 2
+
+
+def test_import_hung_past_the_deadline_is_ended_by_the_watchdog(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "1.5", "slow_import:main", env={"HANG": "1"})
+    app.expect("importing")
+    assert stop(app) == 1
+    assert app.elapsed() < 1.5
+    assert "deadline of 1.5 s after SIGTERM reached" in app.stderr
+
+
+def test_import_error_of_the_app_exits_1_with_traceback_after_hooks(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "broken_import:main")
+    assert app.wait() == 1
+    assert "RuntimeError: broken at import" in app.stderr
+    assert "Traceback" in app.stderr
+    assert app.events() == ["hook saved"]
+
+
+def test_missing_dependency_of_the_app_is_the_apps_error(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "missing_dependency:main")
+    assert app.wait() == 1
+    assert "No module named 'graceful_test_no_such_dependency'" in app.stderr
+    assert "Traceback" in app.stderr
