@@ -255,14 +255,15 @@ class Init:
         return True
 
     def _signal_all(self, signum: int) -> int:
+        pids = descendant_pids()
         if self.pid1:
             try:
                 os.kill(-1, signum)  # every process of the namespace but ourselves
             except ProcessLookupError:
                 return 0
-            return len(descendant_pids())
+            return len(pids)
         count = 0
-        for pid in descendant_pids():
+        for pid in pids:
             try:
                 os.kill(pid, signum)
                 count += 1

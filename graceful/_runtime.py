@@ -24,6 +24,7 @@ import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 from typing import Any
 
@@ -65,6 +66,7 @@ class Run:
         self.load_error: BaseException | None = None
         self.watchdog = Watchdog(self._deadline_reached)
         self._once = threading.Lock()
+        self.executor = ThreadPoolExecutor(thread_name_prefix="graceful-executor")
 
     # -- starting the shutdown ---------------------------------------------------------
 
@@ -130,6 +132,7 @@ class Run:
     async def main(self, target: Main | None) -> int:
 
         self.loop = asyncio.get_running_loop()
+        self.loop.set_default_executor(self.executor)
         self.stop_event = asyncio.Event()
         if self.deadline is not None:  # a signal came during the import
             log.info("%s received while starting: shutting down", self.reason)

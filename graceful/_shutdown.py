@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import signal
 import threading
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 from ._children import Descendants
@@ -99,7 +100,7 @@ async def shutdown(run: Run, main_task: asyncio.Task[Any] | None) -> int:
 
         # 6. Executor down without waiting; other threads get what is left; flush logs.
         with _phase(deadline, 6, "threads stopped") as note:
-            await _stop_threads(deadline, out)
+            await _stop_threads(deadline, out, run.executor)
             note(f"{len(out.threads_left)} left running")
     finally:
         children.close()
@@ -168,11 +169,12 @@ async def _cancel_tasks(
             log.error("task %r raised while stopping", task.get_name(), exc_info=error)
 
 
-async def _stop_threads(deadline: Deadline, out: Outcome) -> None:
+async def _stop_threads(deadline: Deadline, out: Outcome, ours: Executor) -> None:
     loop = asyncio.get_running_loop()
-    executor = getattr(loop, "_default_executor", None)
-    if executor is not None:
-        executor.shutdown(wait=False, cancel_futures=True)
+    # Ours, installed at start (uvloop keeps its own out of reach), and whatever
+    # default executor the app may have set instead (asyncio exposes it).
+    for each in {ours, getattr(loop, "_default_executor", None) or ours}:
+        each.shutdown(wait=False, cancel_futures=True)
     gens = asyncio.ensure_future(loop.shutdown_asyncgens())
     await asyncio.wait({gens}, timeout=deadline.time_left())
     # Non-daemon threads would be joined by the interpreter at exit: give them what is left.
