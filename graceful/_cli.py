@@ -82,7 +82,6 @@ def load_target(spec: str) -> Callable[[], Any]:
     raised while the module imports is the app's own and propagates.
     """
     import importlib
-    import importlib.util
 
     module_name, sep, attr = spec.partition(":")
     names = module_name.split(".") + attr.split(".")
@@ -92,17 +91,17 @@ def load_target(spec: str) -> Callable[[], Any]:
     if cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)
     try:
-        found = importlib.util.find_spec(module_name)
-    except ModuleNotFoundError as exc:  # a parent package is missing
-        if exc.name is None or not module_name.startswith(exc.name):
+        obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # Only the target (or a package above it) missing is a usage error; a module
+        # the app itself imports being missing is the app's own failure.
+        missing = exc.name or ""
+        if missing != module_name and not module_name.startswith(missing + "."):
             raise
-        found = None
-    if found is None:
         raise TargetError(
             f"no module named {module_name!r} (searched {cwd} and sys.path);"
             " check the spelling or run from the directory that holds it"
-        )
-    obj: Any = importlib.import_module(module_name)
+        ) from None
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 
 MAX_MARGIN = 0.5
-MARGIN_FRACTION = 0.15
+MARGIN_FRACTION = 0.25
 
 
 def safety_margin(grace: float) -> float:

@@ -146,15 +146,16 @@ async def run_hooks(hooks: list[Hook], ctx: ShutdownContext, deadline: Deadline)
             log.debug("hook %r done in %.1f ms", hook.name, took * 1000)
         elif outcome is _TIMED_OUT:
             results.timed_out.append(hook.name)
-            fix = (
-                "Give it a timeout or make it faster."
-                if hook.timeout is None
-                else "Make it faster."
-            )
+            if hook.timeout is not None and bound == hook.timeout:
+                why = f"its timeout of {bound:.2f} s"
+                fix = "Make it faster or raise its timeout."
+            else:
+                why = f"the shutdown deadline ({bound:.2f} s left)"
+                fix = "Give it a timeout or make it faster."
             log.error(
-                "hook %r still running after %.2f s; it was abandoned. %s\n%s",
+                "hook %r still running after %s; it was abandoned. %s\n%s",
                 hook.name,
-                took,
+                why,
                 fix,
                 stack,
             )

@@ -30,9 +30,9 @@ def test_deadline_keeps_a_safety_margin_inside_the_grace() -> None:
 
 
 def test_small_graces_keep_a_proportional_margin() -> None:
-    assert safety_margin(1.0) == 0.15
+    assert safety_margin(1.0) == 0.25
     deadline = Deadline(1.0, clock=FakeClock())
-    assert deadline.at - deadline.started == pytest.approx(0.85)
+    assert deadline.at - deadline.started == pytest.approx(0.75)
 
 
 def test_watchdog_fires_once_armed_and_past_the_hard_deadline() -> None:
