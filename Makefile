@@ -30,5 +30,7 @@ suite: $(VENV)/.installed
 test-all:
 	scripts/test-all-pythons
 
+# Both benchmarks (the init one needs root, and installs tini, dumb-init and catatonit).
 bench: $(VENV)/.installed
-	$(BIN)/python benchmarks/bench_runtime.py
+	$(BIN)/python benchmarks/bench_runtime.py --runs 150
+	$(BIN)/python benchmarks/bench_init.py --runs 40

@@ -61,6 +61,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from _common import BenchError, child_env, fmt_ratio, read_line, spread
+
 APPS = Path(__file__).resolve().parent / "apps"
 ORPHAN_APP = APPS / "bench_init_orphans.py"
 IDLE_CMD = ["sh", "-c", "echo ready; exec sleep 1000"]
@@ -120,10 +122,6 @@ class Summary:
     codes: set[int] = field(default_factory=set)
     ok: int = 0
     failed: int = 0
-
-
-class BenchError(Exception):
-    """One run went wrong; the message says how."""
 
 
 # --- finding and installing the inits ---------------------------------------------------
@@ -259,25 +257,6 @@ def ns_pid1(proc: subprocess.Popen[bytes]) -> int:
     return kids[0]
 
 
-def read_line(stream: IO[bytes], timeout: float) -> bytes:
-    """Read up to the first newline from an unbuffered pipe, waiting at most ``timeout``."""
-    fd = stream.fileno()
-    end = time.monotonic() + timeout
-    data = b""
-    while b"\n" not in data:
-        left = end - time.monotonic()
-        if left <= 0:
-            raise BenchError(f"no 'ready' line within {timeout:g} s (got {data!r})")
-        readable, _, _ = select.select([fd], [], [], left)
-        if not readable:
-            continue
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            raise BenchError(f"stdout closed before 'ready' (got {data!r})")
-        data += chunk
-    return data.split(b"\n", 1)[0]
-
-
 def stop_and_time(
     proc: subprocess.Popen[bytes], pid1: int, app: int | None = None
 ) -> dict[str, float]:
@@ -323,11 +302,6 @@ def kill_leftover(proc: subprocess.Popen[bytes], pid1: int | None) -> None:
             proc.wait(KILL_TIMEOUT)
     if proc.stdout is not None:
         proc.stdout.close()
-
-
-def child_env() -> dict[str, str]:
-    # GRACEFUL_* settings of the caller must not change what graceful measures.
-    return {k: v for k, v in os.environ.items() if not k.startswith("GRACEFUL_")}
 
 
 def spawn(
@@ -530,19 +504,6 @@ def median(values: list[float]) -> float | None:
 
 def fmt(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def fmt_ratio(value: float | None, ref: float | None, digits: int = 2) -> str:
-    if value is None or ref is None or ref <= 0:
-        return "n/a"
-    return f"{value / ref:.{digits}f}x"
-
-
-def spread(values: list[float]) -> str:
-    if len(values) < 2:
-        return fmt(values[0]) if values else "n/a"
-    q = statistics.quantiles(values, n=10, method="inclusive")
-    return f"{min(values):.1f} / {q[0]:.1f} / {q[-1]:.1f} / {max(values):.1f}"
 
 
 def report(runners: list[Runner], summaries: dict[str, Summary], rounds: int, count: int) -> bool:

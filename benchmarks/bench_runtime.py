@@ -41,7 +41,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from _common import BenchError, child_env, fmt_ratio, read_line, spread
 
 APPS = Path(__file__).resolve().parent / "apps"
 READY_TIMEOUT = 20.0
@@ -86,10 +88,6 @@ class Summary:
         return statistics.median(self.exit_ms) if self.exit_ms else None
 
 
-class BenchError(Exception):
-    """One run went wrong; the message says how."""
-
-
 def make_runners(loops: list[str]) -> list[Runner]:
     py = sys.executable
     runners = []
@@ -105,30 +103,6 @@ def make_runners(loops: list[str]) -> list[Runner]:
             ),
         ]
     return runners
-
-
-def child_env() -> dict[str, str]:
-    # GRACEFUL_* settings of the caller must not change what graceful measures.
-    return {k: v for k, v in os.environ.items() if not k.startswith("GRACEFUL_")}
-
-
-def read_line(stream: IO[bytes], timeout: float) -> bytes:
-    """Read up to the first newline from an unbuffered pipe, waiting at most ``timeout``."""
-    fd = stream.fileno()
-    end = time.monotonic() + timeout
-    data = b""
-    while b"\n" not in data:
-        left = end - time.monotonic()
-        if left <= 0:
-            raise BenchError(f"no 'ready' line within {timeout:g} s (got {data!r})")
-        readable, _, _ = select.select([fd], [], [], left)
-        if not readable:
-            continue
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            raise BenchError(f"stdout closed before 'ready' (got {data!r})")
-        data += chunk
-    return data.split(b"\n", 1)[0]
 
 
 def wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> int:
@@ -222,19 +196,6 @@ def fmt_ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
-def fmt_ratio(value: float | None, ref: float | None, digits: int = 2) -> str:
-    if value is None or ref is None or ref <= 0:
-        return "n/a"
-    return f"{value / ref:.{digits}f}x"
-
-
-def quantiles(values: list[float]) -> str:
-    if len(values) < 2:
-        return fmt_ms(values[0]) if values else "n/a"
-    q = statistics.quantiles(values, n=10, method="inclusive")
-    return f"{min(values):.1f} / {q[0]:.1f} / {q[-1]:.1f} / {max(values):.1f}"
-
-
 def report(runners: list[Runner], summaries: dict[str, Summary], rounds: int) -> list[str]:
     """Print the tables and the targets; return the targets missed (or not measurable)."""
     by_kind = {(r.kind, r.loop): summaries[r.name] for r in runners}
@@ -268,9 +229,7 @@ def report(runners: list[Runner], summaries: dict[str, Summary], rounds: int) ->
     print("|---|---|---|---:|---:|")
     for r in runners:
         s = summaries[r.name]
-        print(
-            f"| {r.name} | {quantiles(s.startup_ms)} | {quantiles(s.exit_ms)} | {s.ok} | {s.failed} |"
-        )
+        print(f"| {r.name} | {spread(s.startup_ms)} | {spread(s.exit_ms)} | {s.ok} | {s.failed} |")
     print()
     print("Runner commands (cwd benchmarks/apps):")
     for r in runners:

@@ -1,0 +1,51 @@
+"""Helpers shared by the benchmarks: child environment, line reads, formatting."""
+
+from __future__ import annotations
+
+import os
+import select
+import statistics
+import time
+from typing import IO
+
+
+class BenchError(Exception):
+    """One run went wrong; the message says how."""
+
+
+def child_env() -> dict[str, str]:
+    # GRACEFUL_* settings of the caller must not change what graceful measures.
+    return {k: v for k, v in os.environ.items() if not k.startswith("GRACEFUL_")}
+
+
+def read_line(stream: IO[bytes], timeout: float) -> bytes:
+    """Read up to the first newline from an unbuffered pipe, waiting at most ``timeout``."""
+    fd = stream.fileno()
+    end = time.monotonic() + timeout
+    data = b""
+    while b"\n" not in data:
+        left = end - time.monotonic()
+        if left <= 0:
+            raise BenchError(f"no 'ready' line within {timeout:g} s (got {data!r})")
+        readable, _, _ = select.select([fd], [], [], left)
+        if not readable:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            raise BenchError(f"stdout closed before 'ready' (got {data!r})")
+        data += chunk
+    return data.split(b"\n", 1)[0]
+
+
+def fmt_ratio(value: float | None, ref: float | None, digits: int = 2) -> str:
+    if value is None or ref is None or ref <= 0:
+        return "n/a"
+    return f"{value / ref:.{digits}f}x"
+
+
+def spread(values: list[float]) -> str:
+    """min / p10 / p90 / max, in the values' unit."""
+    if len(values) < 2:
+        return f"{values[0]:.1f}" if values else "n/a"
+    q = statistics.quantiles(values, n=10, method="inclusive")
+    return f"{min(values):.1f} / {q[0]:.1f} / {q[-1]:.1f} / {max(values):.1f}"
