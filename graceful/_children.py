@@ -172,7 +172,7 @@ class Descendants:
                     signal.pidfd_send_signal(self._fds[pid], sig)
                 else:
                     self._procs[pid].send_signal(sig)
-            except (ProcessLookupError, PermissionError, OSError):
+            except OSError:  # gone, or not ours to signal
                 continue
             sent.append(pid)
         return sent

@@ -167,5 +167,7 @@ def _options_end(args: list[str]) -> int:
 
 
 def script() -> None:
-    """The ``graceful`` console script."""
-    sys.exit(main())
+    """The ``graceful`` console script: blocks the stop signals first, as ``__main__`` does."""
+    stop = frozenset({signal.SIGTERM, signal.SIGINT})
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    sys.exit(main(blocked=stop))

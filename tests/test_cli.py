@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -86,9 +88,7 @@ def test_help_and_version() -> None:
 
 
 def test_console_script_runs_the_same_cli() -> None:
-    script = __import__("shutil").which(
-        "graceful", path=str(__import__("pathlib").Path(sys.executable).parent)
-    )
+    script = shutil.which("graceful", path=str(Path(sys.executable).parent))
     assert script is not None, "the graceful console script is not installed"
     result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=30)
     assert result.stdout == f"graceful {graceful.__version__}\n"

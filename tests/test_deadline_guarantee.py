@@ -44,6 +44,6 @@ def test_refusing_task_leaves_time_for_the_hooks(launch: Launcher) -> None:
     app = launch.graceful("--grace", "3", "stubborn:task_refuses")
     app.expect("ready")
     assert stop(app) == 1
-    # the task was cancelled repeatedly? no: once, then abandoned after half the time left
+    # cancelled once, abandoned after half the time left; the hook got the other half
     assert app.events().count("task refused cancellation") == 1
     assert app.events()[-1] == "hook saved"

@@ -276,3 +276,12 @@ def test_exec_mode_as_pid1_kills_a_command_that_ignores_sigterm(launch: Launcher
     assert app.elapsed() < 1.5
     app.expect("got SIGTERM")
     assert "outlived the grace period; sending SIGKILL" in app.stderr
+
+
+def test_without_pid1_duties_the_init_stays_off_and_says_so(launch: Launcher) -> None:
+    app = launch.graceful("--log-level", "DEBUG", "--grace", "2", "idle:returns_seven")
+    assert app.wait() == 7
+    assert "init off: not PID 1 (--init on adds a subreaper)" in app.stderr
+    app = launch.graceful("--log-level", "DEBUG", "--init", "off", "idle:returns_seven")
+    assert app.wait() == 7
+    assert "init off: --init off" in app.stderr
