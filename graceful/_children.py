@@ -36,20 +36,25 @@ _HAVE_PIDFD = hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal")
 _POLL_INTERVAL = 0.02  # only for the psutil fallback
 
 
+def _stat(pid: int | str) -> tuple[str, int]:
+    """(state, ppid) of a process; raises FileNotFoundError once it is gone."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    state, ppid = data[data.rfind(b")") + 2 :].split(b" ", 2)[:2]
+    return state.decode(), int(ppid)
+
+
 def _proc_parents() -> dict[int, tuple[int, str]]:
     """pid -> (ppid, state) for every process in /proc."""
     table: dict[int, tuple[int, str]] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                data = f.read()
-        except OSError:  # exited while we looked
-            continue
-        # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-        fields = data[data.rfind(b")") + 2 :].split(b" ", 2)
-        table[int(entry)] = (int(fields[1]), fields[0].decode())
+        if entry.isdigit():
+            try:
+                state, ppid = _stat(entry)
+            except OSError:  # exited while we looked
+                continue
+            table[int(entry)] = (ppid, state)
     return table
 
 
@@ -75,12 +80,11 @@ def _walk(root: int) -> list[int]:
     while todo:
         pid = todo.pop()
         try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                data = f.read()
+            state, _ppid = _stat(pid)
             kids = _children(pid)
         except (FileNotFoundError, ProcessLookupError):  # exited while we looked
             continue
-        if data[data.rfind(b")") + 2 : data.rfind(b")") + 3] != b"Z":
+        if state != "Z":
             found.append(pid)
         todo.extend(kids)
     return found
@@ -111,6 +115,22 @@ def _scan(root: int) -> list[int]:
             found.append(pid)
         todo.extend(children.get(pid, ()))
     return found
+
+
+def kill_each(pids: Iterable[int], sig: int) -> int:
+    """Send ``sig`` to each pid that still exists; return how many got it.
+
+    By pid, not pidfd: for the init and for a forced exit, which take no time to
+    track. Takes no lock, so it is safe in a signal handler.
+    """
+    count = 0
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+            count += 1
+        except OSError:  # gone, or not ours to signal
+            pass
+    return count
 
 
 class Descendants:
@@ -167,35 +187,19 @@ class Descendants:
         """Send ``sig`` to the given (default: all living) tracked processes."""
         sent: list[int] = []
         for pid in self.alive() if pids is None else pids:
-            try:
-                if self._use_pidfd:
+            if self._use_pidfd:
+                try:
                     signal.pidfd_send_signal(self._fds[pid], sig)
-                else:
-                    self._procs[pid].send_signal(sig)
-            except OSError:  # gone, or not ours to signal
+                except OSError:  # gone, or not ours to signal
+                    continue
+            elif not _psutil_send(self._procs[pid], sig):
                 continue
             sent.append(pid)
         return sent
 
-    def wait(self, timeout: float) -> list[int]:
-        """Block until every tracked process has exited or ``timeout`` passed;
-        return the ones still alive. Reaps nothing."""
-        end = time.monotonic() + max(0.0, timeout)
-        while True:
-            alive = self.alive()
-            left = end - time.monotonic()
-            if not alive or left <= 0:
-                return alive
-            if self._use_pidfd:
-                poller = select.poll()
-                for pid in alive:
-                    poller.register(self._fds[pid], select.POLLIN)
-                poller.poll(max(1, int(left * 1000)))
-            else:
-                time.sleep(min(_POLL_INTERVAL, left))
-
     async def wait_async(self, timeout: float) -> list[int]:
-        """Like ``wait()``, without blocking the event loop.
+        """Wait until every tracked process has exited or ``timeout`` passed; return the
+        ones still alive. Reaps nothing, and does not block the event loop.
 
         **Cancellation:** stops waiting; the processes stay tracked.
         """
@@ -237,6 +241,16 @@ class Descendants:
             os.close(fd)
         self._fds.clear()
         self._procs.clear()
+
+
+def _psutil_send(proc: Any, sig: int) -> bool:
+    import psutil
+
+    try:
+        proc.send_signal(sig)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):  # not OSError subclasses
+        return False
+    return True
 
 
 def _psutil_alive(proc: Any) -> bool:

@@ -75,18 +75,26 @@ def parse(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     return flags, list(argv[i:])
 
 
-def load_target(spec: str) -> Callable[[], Any]:
-    """Import ``MODULE`` and return ``ATTR`` (dotted attributes allowed).
+def split_target(spec: str) -> tuple[str, str]:
+    """Check the form of ``MODULE:ATTR`` (before anything is imported or forked)."""
+    module_name, sep, attr = spec.partition(":")
+    names = module_name.split(".") + attr.split(".")
+    if not sep or not all(n.isidentifier() for n in names):
+        example = (
+            f"{spec}:main" if not sep and spec.replace(".", "_").isidentifier() else "myapp:main"
+        )
+        raise TargetError(f"{spec!r} is not MODULE:ATTR; name an async function, e.g. {example}")
+    return module_name, attr
+
+
+def load_target(module_name: str, attr: str) -> Callable[[], Any]:
+    """Import ``module_name`` and return ``attr`` (dotted attributes allowed).
 
     Only a module that does not exist is a :class:`TargetError`; an exception
     raised while the module imports is the app's own and propagates.
     """
     import importlib
 
-    module_name, sep, attr = spec.partition(":")
-    names = module_name.split(".") + attr.split(".")
-    if not sep or not all(n.isidentifier() for n in names):
-        raise TargetError(f"{spec!r} is not MODULE:ATTR; name an async function, e.g. myapp:main")
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)
@@ -111,7 +119,8 @@ def load_target(spec: str) -> Callable[[], Any]:
             ) from None
     if not callable(obj):
         raise TargetError(
-            f"{spec} is a {type(obj).__name__}, not a function; point it at an async function"
+            f"{module_name}:{attr} is a {type(obj).__name__}, not a function;"
+            " point it at an async function"
         )
     return obj  # type: ignore[no-any-return]
 
@@ -121,10 +130,11 @@ def main(
 ) -> int:
     """Entry point of ``python -m graceful`` and the ``graceful`` script; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in args[: _options_end(args)]):
+    options = args[: _options_end(args)]
+    if "-h" in options or "--help" in options:
         sys.stdout.write(USAGE)
         return 0
-    if "--version" in args[: _options_end(args)]:
+    if "--version" in options:
         sys.stdout.write(f"graceful {VERSION}\n")
         return 0
     try:
@@ -136,16 +146,16 @@ def main(
                 raise UsageError("missing COMMAND after --, e.g. python -m graceful -- myserver")
             from . import _init
 
-            _init.wanted(config, exec_mode=True)
+            if not _init.wanted(config, exec_mode=True):
+                raise UsageError(
+                    f"-- COMMAND needs Linux (its init uses Linux only calls), not {sys.platform}"
+                )
             _init.start(config, command, blocked)
             raise AssertionError("unreachable: the init exits, the child execs")
         if not rest:
             raise UsageError("missing MODULE:ATTR, e.g. python -m graceful myapp:main")
         spec, app_args = rest[0], rest[1:]
-        if ":" not in spec:
-            raise TargetError(
-                f"{spec!r} is not MODULE:ATTR; name an async function, e.g. {spec}:main"
-            )
+        module_name, attr = split_target(spec)
         from . import _init
 
         if _init.wanted(config, exec_mode=False):
@@ -153,7 +163,7 @@ def main(
         from ._runtime import execute
 
         sys.argv = [spec, *app_args]
-        return execute(config, lambda: load_target(spec), unblock=blocked)
+        return execute(config, lambda: load_target(module_name, attr), unblock=blocked)
     except GracefulError as exc:
         sys.stderr.write(f"graceful: error: {exc}\n")
         return exc.exit_code

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 MAX_MARGIN = 0.5
 MARGIN_FRACTION = 0.25
+KILL_RESERVE = 0.1
+"""SIGKILL is sent this long before a deadline, to see the processes die within it."""
 
 
 def safety_margin(grace: float) -> float:

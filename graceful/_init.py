@@ -37,9 +37,9 @@ import signal
 import sys
 import time
 
-from ._children import descendant_pids
+from ._children import descendant_pids, kill_each
 from ._config import Config
-from ._deadline import safety_margin, write_stderr
+from ._deadline import KILL_RESERVE, safety_margin, write_stderr
 
 _NOT_FORWARDED = {
     signal.SIGKILL,
@@ -59,7 +59,6 @@ FORWARDED = frozenset(s for s in signal.Signals if s < 32 and s not in _NOT_FORW
 WAITED = FORWARDED | {signal.SIGCHLD}
 _WAITED_NUMBERS = frozenset(int(s) for s in WAITED)
 _STOP = (signal.SIGTERM, signal.SIGINT)
-_KILL_RESERVE = 0.1
 _PR_SET_CHILD_SUBREAPER = 36
 
 EXIT_NOT_FOUND = 127
@@ -245,7 +244,7 @@ class Init:
             self.exit_by = time.monotonic() + self.exit_after
         count = self._signal_all(signal.SIGTERM)
         self._log(f"init: the app has exited; {count} process(es) left, sent SIGTERM")
-        if self._wait_for_none(self.exit_by - _KILL_RESERVE):
+        if self._wait_for_none(self.exit_by - KILL_RESERVE):
             return
         count = self._signal_all(signal.SIGKILL)
         self._log(f"init: {count} process(es) still running at the deadline; sent SIGKILL")
@@ -269,14 +268,7 @@ class Init:
             except ProcessLookupError:
                 return 0
             return len(pids)
-        count = 0
-        for pid in pids:
-            try:
-                os.kill(pid, signum)
-                count += 1
-            except ProcessLookupError:
-                pass
-        return count
+        return kill_each(pids, signum)
 
     def _log(self, line: str) -> None:
         if self.config.log_level in ("DEBUG", "INFO"):

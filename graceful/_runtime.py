@@ -18,6 +18,7 @@ inherit it.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import signal
@@ -28,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 from typing import Any
 
-from ._children import descendant_pids
+from ._children import descendant_pids, kill_each
 from ._config import Config
 from ._deadline import Deadline, Watchdog, write_stderr
 from ._errors import (
@@ -130,7 +131,6 @@ class Run:
     # -- the app ------------------------------------------------------------------------
 
     async def main(self, target: Main | None) -> int:
-
         self.loop = asyncio.get_running_loop()
         self.loop.set_default_executor(self.executor)
         self.stop_event = asyncio.Event()
@@ -166,9 +166,7 @@ class Run:
 async def _call_main(target: Main) -> Any:
     try:
         result: Any = target() if callable(target) else target
-        if asyncio.iscoroutine(result) or asyncio.isfuture(result) or hasattr(result, "__await__"):
-            result = await result
-        return result
+        return (await result) if inspect.isawaitable(result) else result
     except SystemExit as exc:  # sys.exit() inside main: an exit code, not a crash
         return _code_for(exc)
 
@@ -189,16 +187,10 @@ def force_exit(code: int, why: str) -> None:
     Used by the second SIGINT and the watchdog; takes no lock, so it works from a
     signal handler and while another thread is stuck.
     """
-    killed = 0
     try:
-        for pid in descendant_pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-            except OSError:
-                pass
-    except OSError:
-        pass
+        killed = kill_each(descendant_pids(), signal.SIGKILL)
+    except OSError:  # /proc unreadable: exit all the same
+        killed = 0
     extra = f", {killed} child process(es) killed" if killed else ""
     write_stderr(f"graceful: {why}: exiting now with code {code}{extra}")
     os._exit(code)

@@ -15,7 +15,7 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 from ._children import Descendants
-from ._deadline import Deadline
+from ._deadline import KILL_RESERVE, Deadline
 from ._errors import EXIT_FAILURE
 from ._hooks import HookResults, ShutdownContext, run_hooks, take_hooks, task_stack
 
@@ -26,8 +26,6 @@ log = logging.getLogger("graceful")
 
 TASK_SHARE = 0.5
 """Phase 3 may use at most this share of the time left, so the hooks always get the rest."""
-KILL_RESERVE = 0.1
-"""Phase 5 sends SIGKILL this long before the deadline, to see the processes die."""
 
 
 @dataclasses.dataclass

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -155,3 +155,27 @@ def stop(app: App, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
     """Send ``sig``, wait for the exit, and note when it happened."""
     app.send(sig)
     return app.wait(timeout)
+
+
+def proc_stat(pid: int) -> tuple[str, int]:
+    """(state, ppid) of a process, read from /proc; FileNotFoundError once it is gone."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return fields[0], int(fields[1])
+
+
+def gone(pid: int) -> bool:
+    """True if the process no longer exists or is a zombie."""
+    try:
+        return proc_stat(pid)[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def poll_until(condition: Callable[[], bool], timeout: float) -> bool:
+    """Bounded wait for a state only /proc shows (no event exists to wait on)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()

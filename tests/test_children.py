@@ -3,34 +3,21 @@ and never reaped by graceful (their exit statuses stay with the app)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 
 from graceful._children import Descendants, descendant_pids
 
-from .conftest import Launcher, stop
-
-
-def gone(pid: int) -> bool:
-    """True if the process no longer exists or is a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
+from .conftest import Launcher, gone, poll_until, stop
 
 
 def wait_gone(pids: list[int], timeout: float = 10.0) -> list[int]:
     """Orphans are reaped by whoever is PID 1 here; give it a bounded moment."""
-    end = time.monotonic() + timeout
-    left = [p for p in pids if not gone(p)]
-    while left and time.monotonic() < end:
-        time.sleep(0.01)
-        left = [p for p in left if not gone(p)]
-    return left
+    poll_until(lambda: all(gone(p) for p in pids), timeout)
+    return [p for p in pids if not gone(p)]
 
 
 def pids_of(events: list[str]) -> dict[str, int]:
@@ -83,9 +70,9 @@ def test_descendants_are_found_signalled_and_awaited_without_reaping() -> None:
             assert sorted(kids.discover()) == sorted([proc.pid, stubborn.pid])
             assert kids.discover() == []  # already tracked
             assert sorted(kids.send(signal.SIGTERM)) == sorted([proc.pid, stubborn.pid])
-            assert kids.wait(5) == [stubborn.pid]
+            assert asyncio.run(kids.wait_async(5)) == [stubborn.pid]
             assert kids.send(signal.SIGKILL) == [stubborn.pid]
-            assert kids.wait(5) == []
+            assert asyncio.run(kids.wait_async(5)) == []
             kids.close()
             # Nothing was reaped: Popen still gets the exact statuses.
             assert proc.wait(5) == -signal.SIGTERM

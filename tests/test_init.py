@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import APPS, App, Launcher, stop
+from .conftest import APPS, App, Launcher, poll_until, proc_stat, stop
 
 # --kill-child: if a test kills unshare, the whole namespace goes with it.
 UNSHARE = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
@@ -45,18 +45,12 @@ def init_pid(app: App) -> int:
     return int(children[0])
 
 
-def stat(pid: int) -> tuple[str, int]:
-    """(state, ppid) of a process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return fields[0], int(fields[1])
-
-
 def children_of(pid: int) -> list[tuple[int, str]]:
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                state, ppid = stat(int(entry))
+                state, ppid = proc_stat(int(entry))
             except (FileNotFoundError, ProcessLookupError):
                 continue
             if ppid == pid:
@@ -73,16 +67,6 @@ def rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError("no VmRSS")
-
-
-def poll_until(condition: object, timeout: float) -> bool:
-    """Bounded wait for something only /proc can tell (no event to wait on)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.01)
-    return bool(condition())  # type: ignore[operator]
 
 
 # -- as PID 1 ---------------------------------------------------------------------------
@@ -130,7 +114,7 @@ def test_2000_orphans_are_reaped_and_the_init_does_not_grow(launch: Launcher) ->
     app = pid1(launch, "--grace", "2", "pid1_app:orphans", env={"ORPHANS": "2000"})
     app.expect("ready 2000", timeout=120)
     init = init_pid(app)
-    (the_app,) = [pid for pid, _ in children_of(init) if stat(pid)[0] != "Z" and _is_app(pid)]
+    (the_app,) = [pid for pid, _ in children_of(init) if proc_stat(pid)[0] != "Z" and _is_app(pid)]
     orphans = [pid for pid, _ in children_of(init) if pid != the_app]
     assert len(orphans) == 2000  # all re-parented to our PID 1 (host pids seen from here)
     before = rss_kb(init)
@@ -178,7 +162,7 @@ def test_subreaper_reaps_the_apps_orphans(launch: Launcher) -> None:
     app.expect("ready 50")
     init = app.proc.pid  # not PID 1 here: the graceful process itself is the init
     orphans = [int(p) for p in app.events()[0].split()[1:]]  # same pid namespace as ours
-    assert {stat(p)[1] for p in orphans} == {init}
+    assert {proc_stat(p)[1] for p in orphans} == {init}
     os.kill(init, signal.SIGUSR1)
     app.expect("released")
     assert poll_until(lambda: all(not Path(f"/proc/{p}").exists() for p in orphans), 30)
