@@ -33,15 +33,34 @@ graceful's init (like tini): signals forwarded, orphans reaped, deadline enforce
 exit code passed through.
 
 options (flags win over the environment variables):
-  --grace SECONDS        whole window from the first stop signal to exit
-                         [GRACEFUL_GRACE, default 10]
+  --grace SECONDS        whole window from the first stop signal to exit, 0.5 to
+                         604800 [GRACEFUL_GRACE, default 10]
+  --drain-delay SECONDS  after a stop signal, fail readiness at once and keep the app
+                         running this long before the shutdown sequence; counts
+                         inside --grace, at most half of it [GRACEFUL_DRAIN_DELAY,
+                         default 0]
   --loop {auto,asyncio,uvloop}
                          event loop; auto = uvloop when installed
                          [GRACEFUL_LOOP, default auto]
-  --log-level LEVEL      DEBUG, INFO, WARNING, ERROR [GRACEFUL_LOG_LEVEL, default INFO]
+  --log-level LEVEL      DEBUG, INFO, WARNING, ERROR, CRITICAL
+                         [GRACEFUL_LOG_LEVEL, default INFO]
   --init {auto,on,off}   run a separate init that reaps orphans and forwards signals;
                          auto = when PID 1, on = also as a subreaper elsewhere
                          [GRACEFUL_INIT, default auto]
+  --task-errors {log,shutdown}
+                         a background task dying of an exception nobody retrieved:
+                         log it, or also start the shutdown with exit code 1
+                         [GRACEFUL_TASK_ERRORS, default log]
+  --health-port PORT     serve /livez and /readyz on this port (0: any free port)
+                         [GRACEFUL_HEALTH_PORT, default off]
+  --health-host ADDRESS  address of the health server
+                         [GRACEFUL_HEALTH_HOST, default 0.0.0.0]
+  --readiness {auto,manual}
+                         auto = ready once main runs; manual = once the app calls
+                         graceful.set_ready() [GRACEFUL_READINESS, default auto]
+  --liveness-max-lag SECONDS
+                         /livez fails while the event loop is this late
+                         [GRACEFUL_LIVENESS_MAX_LAG, default 5]
   --version              print the version and exit
   -h, --help             print this help and exit
 

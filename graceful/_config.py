@@ -21,13 +21,29 @@ if TYPE_CHECKING:
 LOOPS = ("auto", "asyncio", "uvloop")
 INIT_MODES = ("auto", "on", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+READINESS_MODES = ("auto", "manual")
+TASK_ERROR_POLICIES = ("log", "shutdown")
+
+MIN_GRACE = 0.5
+"""Below this the sequence and the interpreter's own exit (~20 ms, far more on a busy
+machine) cannot be promised to fit in the window."""
+MAX_GRACE = 7 * 24 * 3600.0
+"""A week: far beyond any orchestrator's window, well inside what the timers hold
+(a grace of 1e10 s overflowed ``time_t`` in the watchdog's wait)."""
+MAX_LAG = 3600.0
 
 # option name -> (flag, environment variable)
 SOURCES = {
     "grace": ("--grace", "GRACEFUL_GRACE"),
+    "drain_delay": ("--drain-delay", "GRACEFUL_DRAIN_DELAY"),
     "loop": ("--loop", "GRACEFUL_LOOP"),
     "log_level": ("--log-level", "GRACEFUL_LOG_LEVEL"),
     "init": ("--init", "GRACEFUL_INIT"),
+    "task_errors": ("--task-errors", "GRACEFUL_TASK_ERRORS"),
+    "health_port": ("--health-port", "GRACEFUL_HEALTH_PORT"),
+    "health_host": ("--health-host", "GRACEFUL_HEALTH_HOST"),
+    "readiness": ("--readiness", "GRACEFUL_READINESS"),
+    "liveness_max_lag": ("--liveness-max-lag", "GRACEFUL_LIVENESS_MAX_LAG"),
 }
 
 
@@ -38,7 +54,20 @@ class Config:
     about 12 ms, paid on every start and by the init process.
     """
 
-    __slots__ = ("grace", "loop", "log_level", "init", "handle_signals")
+    __slots__ = (
+        "grace",
+        "drain_delay",
+        "loop",
+        "log_level",
+        "init",
+        "task_errors",
+        "health_port",
+        "health_host",
+        "readiness",
+        "liveness_max_lag",
+        "handle_signals",
+        "sources",
+    )
 
     def __init__(
         self,
@@ -47,55 +76,145 @@ class Config:
         log_level: str = "INFO",
         init: str = "auto",
         handle_signals: bool = True,
+        *,
+        drain_delay: float = 0.0,
+        task_errors: str = "log",
+        health_port: int | None = None,
+        health_host: str = "0.0.0.0",
+        readiness: str = "auto",
+        liveness_max_lag: float = 5.0,
+        sources: Mapping[str, str] | None = None,
     ) -> None:
-        self.grace: float = _check("grace", grace, "grace")
+        self.sources: dict[str, str] = dict(sources or {})
+        """How the user spelled each option that was given (``--grace``, ``GRACEFUL_GRACE``)."""
+        self.grace: float = self._check("grace", grace)
         """The whole window from the first stop signal to process exit."""
-        self.loop: str = _check("loop", loop, "loop")
+        self.drain_delay: float = self._check("drain_delay", drain_delay)
+        """After a stop signal: readiness fails at once, the app runs on this long,
+        then the sequence starts. Counts inside ``grace``."""
+        self.loop: str = self._check("loop", loop)
         """``auto`` (uvloop when importable), ``asyncio`` or ``uvloop``."""
-        self.log_level: str = _check("log_level", log_level, "log_level")
+        self.log_level: str = self._check("log_level", log_level)
         """Level of the ``graceful`` logger."""
-        self.init: str = _check("init", init, "init")
+        self.init: str = self._check("init", init)
         """Run a separate init process: ``auto`` (when PID 1), ``on`` or ``off``."""
+        self.task_errors: str = self._check("task_errors", task_errors)
+        """A task that dies of an exception nobody retrieves: ``log`` it, or ``shutdown``."""
+        self.health_port: int | None = self._check("health_port", health_port)
+        """Port of the health server (``/livez``, ``/readyz``); None: no server; 0: any free port."""
+        self.health_host: str = self._check("health_host", health_host)
+        self.readiness: str = self._check("readiness", readiness)
+        """``auto``: ready once ``main`` runs; ``manual``: once the app calls ``set_ready()``."""
+        self.liveness_max_lag: float = self._check("liveness_max_lag", liveness_max_lag)
+        """``/livez`` fails while the event loop is late by more than this."""
         self.handle_signals = bool(handle_signals)
         """Install SIGTERM/SIGINT handlers (only possible in the main thread)."""
+        if self.drain_delay > self.grace / 2:
+            raise UsageError(
+                f"{self.spelling('drain_delay')} {self.drain_delay:g} s leaves less than half of"
+                f" {self.spelling('grace')} {self.grace:g} s to the shutdown sequence;"
+                f" use at most {self.grace / 2:g} s, or raise the grace"
+            )
+
+    def spelling(self, name: str) -> str:
+        """The flag, variable or keyword the user gave ``name`` with."""
+        return self.sources.get(name, name)
+
+    def _check(self, name: str, value: Any) -> Any:
+        return check(name, value, self.spelling(name))
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        fields = ", ".join(
+            f"{name}={getattr(self, name)!r}" for name in self.__slots__ if name != "sources"
+        )
         return f"Config({fields})"
 
     @classmethod
     def from_sources(cls, flags: Mapping[str, str], env: Mapping[str, str]) -> Config:
         """Build a Config from raw flag values (keyed by option name) and the environment."""
         values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
         for name, (flag, var) in SOURCES.items():
             if name in flags:
-                values[name] = _check(name, flags[name], flag)
+                values[name], sources[name] = flags[name], flag
             elif env.get(var, "") != "":
-                values[name] = _check(name, env[var], var)
-        return cls(**values)
+                values[name], sources[name] = env[var], var
+        return cls(**values, sources=sources)
 
 
-def _check(name: str, value: Any, source: str) -> Any:
+def check(name: str, value: Any, source: str) -> Any:
     """Validate one option; ``source`` is how the user spelled it, for the message."""
     if name == "grace":
-        try:
-            grace = float(value)
-        except (TypeError, ValueError):
-            grace = math.nan
-        if not (math.isfinite(grace) and grace > 0):
+        return _seconds(source, value, MIN_GRACE, MAX_GRACE, "10")
+    if name == "drain_delay":
+        return _seconds(source, value, 0.0, MAX_GRACE, "5")
+    if name == "liveness_max_lag":
+        return _seconds(source, value, 0.1, MAX_LAG, "5")
+    if name == "health_port":
+        return _port(source, value)
+    if name == "health_host":
+        if not isinstance(value, str) or not value.strip():
             raise UsageError(
-                f"{source} must be a number of seconds greater than 0, got {value!r};"
-                f" use e.g. {source_example(source, '10')}"
+                f"{source} must be an address to listen on, got {value!r};"
+                f" use e.g. {source_example(source, '0.0.0.0')}"
             )
-        return grace
-    choices = {"loop": LOOPS, "init": INIT_MODES, "log_level": LOG_LEVELS}[name]
+        return value.strip()
+    choices = {
+        "loop": LOOPS,
+        "init": INIT_MODES,
+        "log_level": LOG_LEVELS,
+        "readiness": READINESS_MODES,
+        "task_errors": TASK_ERROR_POLICIES,
+    }[name]
     text = str(value).upper() if name == "log_level" else str(value).lower()
-    if text not in choices:
+    if not isinstance(value, str) or text not in choices:
         raise UsageError(
             f"{source} must be one of {', '.join(choices)}, got {value!r};"
             f" use e.g. {source_example(source, repr(choices[0]) if source == name else choices[0])}"
         )
     return text
+
+
+def _seconds(
+    source: str,
+    value: Any,
+    low: float,
+    high: float,
+    example: str,
+) -> float:
+    seconds = math.nan
+    if not isinstance(value, bool):
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            pass
+    if math.isnan(seconds):
+        raise UsageError(
+            f"{source} must be a number of seconds, got {value!r};"
+            f" use e.g. {source_example(source, example)}"
+        )
+    if not low <= seconds <= high:
+        raise UsageError(
+            f"{source} must be between {low:g} and {high:g} seconds, got {value!r};"
+            f" use e.g. {source_example(source, example)}"
+        )
+    return seconds
+
+
+def _port(source: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    port = -1
+    if isinstance(value, int) and not isinstance(value, bool):
+        port = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        port = int(value.strip())
+    if not 0 <= port <= 65535:
+        raise UsageError(
+            f"{source} must be a port number from 1 to 65535 (0: any free port), got {value!r};"
+            f" use e.g. {source_example(source, '8081')}"
+        )
+    return port
 
 
 def source_example(source: str, value: str) -> str:

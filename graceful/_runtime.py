@@ -27,7 +27,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
-from typing import Any
+from typing import Any, Literal
 
 from ._children import descendant_pids, kill_each
 from ._config import Config
@@ -318,8 +318,14 @@ def run(
     main: Main,
     *,
     grace: float = 10.0,
-    loop: str = "auto",
-    log_level: str = "INFO",
+    drain_delay: float = 0.0,
+    loop: Literal["auto", "asyncio", "uvloop"] = "auto",
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO",
+    task_errors: Literal["log", "shutdown"] = "log",
+    health_port: int | None = None,
+    health_host: str = "0.0.0.0",
+    readiness: Literal["auto", "manual"] = "auto",
+    liveness_max_lag: float = 5.0,
     handle_signals: bool = True,
 ) -> int:
     """Run ``main`` (an async function, or a coroutine) until it returns or a stop
@@ -344,7 +350,18 @@ def run(
     sequence itself cannot finish. The handlers for SIGTERM and SIGINT are
     restored when ``run()`` returns. A second SIGINT exits at once with code 130.
     """
-    config = Config(grace=grace, loop=loop, log_level=log_level, handle_signals=handle_signals)
+    config = Config(
+        grace=grace,
+        loop=loop,
+        log_level=log_level,
+        handle_signals=handle_signals,
+        drain_delay=drain_delay,
+        task_errors=task_errors,
+        health_port=health_port,
+        health_host=health_host,
+        readiness=readiness,
+        liveness_max_lag=liveness_max_lag,
+    )
     return execute(config, lambda: main)
 
 

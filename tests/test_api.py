@@ -105,7 +105,7 @@ def test_bad_arguments_raise_usage_errors() -> None:
     with pytest.raises(graceful.UsageError, match="grace=10"):
         graceful.run(main, grace=0)
     with pytest.raises(graceful.UsageError, match="loop must be one of"):
-        graceful.run(main, loop="trio")
+        graceful.run(main, loop="trio")  # type: ignore[arg-type]
     with pytest.raises(graceful.UsageError, match="timeout"):
         graceful.on_shutdown(timeout=-1)
 

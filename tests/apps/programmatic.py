@@ -26,7 +26,7 @@ async def main() -> None:
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, mine)
     before = (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT))
-    code = graceful.run(main, grace=2, loop=sys.argv[1])
+    code = graceful.run(main, grace=2, loop=sys.argv[1])  # type: ignore[arg-type]
     after = (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT))
     record(f"handlers restored {before == after}")
     record(f"run returned {code}")
