@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from ._errors import UsageError as UsageError
     from ._hooks import ShutdownContext as ShutdownContext
     from ._hooks import on_shutdown as on_shutdown
+    from ._readiness import readiness_check as readiness_check
+    from ._readiness import set_ready as set_ready
     from ._runtime import is_shutting_down as is_shutting_down
     from ._runtime import request_shutdown as request_shutdown
     from ._runtime import run as run
@@ -32,6 +34,8 @@ _WHERE = {
     "wait_for_shutdown": "_runtime",
     "on_shutdown": "_hooks",
     "ShutdownContext": "_hooks",
+    "set_ready": "_readiness",
+    "readiness_check": "_readiness",
     "GracefulError": "_errors",
     "UsageError": "_errors",
     "TargetError": "_errors",
@@ -45,6 +49,8 @@ __all__ = (
     "is_shutting_down",
     "wait_for_shutdown",
     "ShutdownContext",
+    "set_ready",
+    "readiness_check",
     "GracefulError",
     "UsageError",
     "TargetError",

@@ -41,6 +41,7 @@ from ._errors import (
     UsageError,
 )
 from ._hooks import take_hooks
+from ._readiness import state as readiness
 from ._shutdown import blocking_threads, shutdown
 
 log = logging.getLogger("graceful")
@@ -82,6 +83,7 @@ class Run:
         # acquired without blocking is atomic and never waits.
         if not self._once.acquire(blocking=False):
             return False
+        readiness.stopping = True  # first: the health server answers 503 from here on
         self.deadline = Deadline(self.config.grace)
         self.reason, self.signal, self.exit_code = reason, sig, exit_code
         self.watchdog.arm(self.deadline)
@@ -142,6 +144,7 @@ class Run:
             self.trigger("the app failed to start", None, _code_for(self.load_error))
         elif self.deadline is None and target is not None:
             main_task = asyncio.ensure_future(_call_main(target))
+            readiness.main_running = True
             stop = asyncio.ensure_future(self.stop_event.wait())
             await asyncio.wait({main_task, stop}, return_when=asyncio.FIRST_COMPLETED)
             stop.cancel()
@@ -226,6 +229,7 @@ def execute(
     new_loop = loop_factory(config.loop)
     configure_logging(config.log_level)
     run = Run(config)
+    readiness.begin(config.readiness)
     previous: dict[signal.Signals, Any] = {}
     _current = run
     try:
