@@ -27,7 +27,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._children import descendant_pids, kill_each
 from ._config import Config
@@ -43,6 +43,9 @@ from ._errors import (
 from ._hooks import take_hooks
 from ._readiness import state as readiness
 from ._shutdown import blocking_threads, shutdown
+
+if TYPE_CHECKING:
+    from ._health import HealthServer
 
 log = logging.getLogger("graceful")
 
@@ -69,6 +72,7 @@ class Run:
         self.watchdog = Watchdog(self._deadline_reached)
         self._once = threading.Lock()
         self.executor = ThreadPoolExecutor(thread_name_prefix="graceful-executor")
+        self.health: HealthServer | None = None  # --health-port: started by execute()
 
     # -- starting the shutdown ---------------------------------------------------------
 
@@ -135,6 +139,8 @@ class Run:
     async def main(self, target: Main | None) -> int:
         self.loop = asyncio.get_running_loop()
         self.loop.set_default_executor(self.executor)
+        if self.health is not None:  # the loop-lag heartbeat, and the loop for the checks
+            self.health.attach(self.loop)
         self.stop_event = asyncio.Event()
         if self.deadline is not None:  # a signal came during the import
             log.info("%s received while starting: shutting down", self.reason)
@@ -233,6 +239,13 @@ def execute(
     previous: dict[signal.Signals, Any] = {}
     _current = run
     try:
+        if config.health_port is not None:
+            # Bound before the app is imported (a port in use is a usage error), and
+            # started while the stop signals are still blocked, so its threads keep
+            # them blocked. Imported only when on: start-up time is a measured figure.
+            from ._health import HealthServer
+
+            run.health = HealthServer.start(config)
         if config.handle_signals:
             for sig in STOP_SIGNALS:
                 previous[sig] = signal.signal(sig, run.handle_signal)
@@ -267,6 +280,8 @@ def execute(
         flush_logging()
         return code
     finally:
+        if run.health is not None:  # closed in phase 6 already, unless the run failed
+            run.health.close()
         run.watchdog.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

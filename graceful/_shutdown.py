@@ -99,6 +99,8 @@ async def shutdown(run: Run, main_task: asyncio.Task[Any] | None) -> int:
         # 6. Executor down without waiting; other threads get what is left; flush logs.
         with _phase(deadline, 6, "threads stopped") as note:
             await _stop_threads(deadline, out, run.executor)
+            if run.health is not None:  # up until now: 503 on /readyz, not connection refused
+                run.health.close(min(0.1, deadline.time_left()))
             note(f"{len(out.threads_left)} left running")
     finally:
         children.close()
