@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import select
 import signal
 import socket
@@ -496,3 +497,30 @@ def test_probe_module_imports_no_asyncio() -> None:
     }
     assert "graceful._probe" in imported
     assert not imported & {"asyncio", "json", "http.client", "urllib.request", "h11"}
+
+
+# -- as PID 1 ---------------------------------------------------------------------------------
+
+
+def test_stop_as_pid1_serves_503_until_the_exit(launch: Launcher) -> None:
+    from .test_init import UNSHARE, init_pid
+
+    app = launch.command(
+        [*UNSHARE, sys.executable, "-m", "graceful", "--grace", "3", "--health-port", "0"]
+        + ["--health-host", "127.0.0.1", "health_app:main"],
+        env={"HOLD": "1"},
+    )
+    port = port_of(app)  # the namespace has its own pids, not its own network
+    app.expect("ready")
+    assert get(port, "/readyz").status == 200
+    init = init_pid(app)
+    os.kill(init, signal.SIGTERM)
+    app.signalled_at = time.monotonic()
+    app.expect("hook holding")
+    answer = get(port, "/readyz")
+    assert (answer.status, answer.body["status"]) == (503, "stopping")
+    assert get(port, "/livez").status == 200
+    os.kill(init, signal.SIGUSR1)  # forwarded by the init: the hook lets the stop finish
+    assert app.wait() == 0
+    assert app.elapsed() < 3
+    assert app.events() == ["hook released"]
