@@ -82,7 +82,7 @@ def read_all(sock: socket.socket) -> bytes:
 
 
 def test_readyz_is_503_while_the_app_imports_then_200_once_main_runs(launch: Launcher) -> None:
-    app = start(launch, "slow_import:main")
+    app = start(launch, "health_import:main")
     port = port_of(app)
     app.expect("importing")  # the import waits for a line on stdin: main has not started
     answer = get(port, "/readyz")
@@ -92,6 +92,7 @@ def test_readyz_is_503_while_the_app_imports_then_200_once_main_runs(launch: Lau
     )
     assert get(port, "/livez").status == 200  # starting is not dead
     app.write("go\n")
+    app.expect("ready")
     assert app.wait() == 0  # this main returns at once
 
 
