@@ -24,9 +24,18 @@ from .conftest import App, Launcher, poll_until, stop
 LISTENING = "health server listening on http://127.0.0.1:"
 
 
-def start(launch: Launcher, target: str, *args: str, env: dict[str, str] | None = None) -> App:
+def start(
+    launch: Launcher,
+    target: str,
+    *args: str,
+    grace: float = 3.0,
+    env: dict[str, str] | None = None,
+) -> App:
     return launch.graceful(
-        "--grace", "3", "--health-port", "0", "--health-host", "127.0.0.1", *args, target, env=env
+        *("--grace", str(grace), "--health-port", "0", "--health-host", "127.0.0.1"),
+        *args,
+        target,
+        env=env,
     )
 
 
@@ -206,6 +215,54 @@ def test_readiness_checks_by_name(launch: Launcher) -> None:
     app.expect_log("readiness check 'database' passes again")
     assert app.stderr.count("readiness check 'database' failed") == 1  # once per failing stretch
     assert stop(app) == 0
+
+
+# -- the drain delay ----------------------------------------------------------------------
+
+
+def test_drain_delay_keeps_main_serving_while_readyz_fails(launch: Launcher) -> None:
+    grace = 10.0
+    app = start(launch, "health_app:serves", "--drain-delay", "5", grace=grace)
+    port = port_of(app)
+    app.expect("serving ")
+    app_port = int(app.stdout[-1].split()[1])
+    assert get(port, "/readyz").status == 200
+    assert ask(app_port) == "served, sequence not started"
+
+    app.send(signal.SIGTERM)
+    app.expect_log("draining for 5 s")
+    answer = get(port, "/readyz")
+    assert (answer.status, answer.body["status"]) == (503, "stopping")
+    assert get(port, "/livez").status == 200
+    assert ask(app_port) == "served, sequence not started"  # main still serves
+
+    app.send(signal.SIGUSR1)  # main returns: the sequence need not wait for the delay
+    assert app.wait() == 0
+    assert app.elapsed() < grace
+    assert "main finished during the drain delay; starting the sequence now" in app.stderr
+    assert app.events() == ["main returned"]
+
+
+def test_drain_delay_runs_out_and_the_stop_ends_inside_the_grace(launch: Launcher) -> None:
+    grace = 2.0
+    app = start(launch, "health_app:main", "--drain-delay", "0.5", grace=grace, env={"HOLD": "1"})
+    port = port_of(app)
+    app.expect("ready")
+    app.send(signal.SIGTERM)
+    app.expect_log("draining for 0.5 s")
+    assert get(port, "/readyz").status == 503
+    app.expect("hook holding")  # the delay ran out, the sequence reached phase 4
+    assert get(port, "/readyz").status == 503  # still answered, still failing
+    app.send(signal.SIGUSR1)
+    assert app.wait() == 0
+    assert 0.5 <= app.elapsed() < grace
+    err = app.stderr
+    assert err.index("draining for 0.5 s") < err.index("phase 1/6")
+
+
+def ask(port: int) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        return read_all(sock).decode().strip()
 
 
 # -- HTTP ----------------------------------------------------------------------------------

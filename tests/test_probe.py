@@ -71,6 +71,21 @@ def test_stopping_app_is_not_ready_but_alive(launch: Launcher) -> None:
     assert app.wait() == 0
 
 
+def test_draining_app_is_not_ready_but_alive(launch: Launcher) -> None:
+    app = start(launch, "health_app:serves", "--drain-delay", "5", grace=10)
+    port = port_of(app)
+    app.expect("serving ")
+    assert probe("ready", "--port", str(port)).returncode == 0
+    app.send(signal.SIGTERM)
+    app.expect_log("draining for 5 s")
+    result = probe("ready", "--port", str(port))
+    assert result.returncode == 1
+    assert '"status": "stopping"' in result.stderr
+    assert probe("live", "--port", str(port)).returncode == 0
+    app.send(signal.SIGUSR1)  # main returns, which ends the drain
+    assert app.wait() == 0
+
+
 def test_blocked_loop_is_not_live(launch: Launcher) -> None:
     app = start(launch, "health_app:blocks", "--liveness-max-lag", "0.3")
     port = port_of(app)

@@ -82,3 +82,29 @@ async def modules() -> None:
     """Records which of the health server's modules are loaded."""
     names = ("h11", "graceful._health", "graceful._lag", "graceful._probe")
     record(json.dumps([name for name in names if name in sys.modules]))
+
+
+async def serves() -> None:
+    """Answers every TCP connection with one line saying whether the shutdown sequence
+    has begun; prints its port. SIGUSR1 makes main return."""
+    sequence = asyncio.Event()
+
+    async def watch() -> None:
+        await graceful.wait_for_shutdown()
+        sequence.set()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        state = "started" if sequence.is_set() else "not started"
+        writer.write(f"served, sequence {state}\n".encode())
+        await writer.drain()
+        writer.close()
+
+    watcher = asyncio.create_task(watch())
+    done = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, done.set)
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    ready(f"serving {server.sockets[0].getsockname()[1]}")
+    async with server:
+        await done.wait()
+    watcher.cancel()
+    record("main returned")
