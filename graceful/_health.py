@@ -19,10 +19,10 @@ head (``HEADER_TIMEOUT``), the readiness checks (their own timeouts) and a short
 lingering close. At most ``MAX_CONNECTIONS`` are open; a new one evicts the oldest, so
 a flood of idle connections cannot lock the kubelet out.
 
-Readiness checks run on the app's loop (``run_coroutine_threadsafe``), concurrently,
-each bounded by its timeout. One run at a time: requests arriving meanwhile share its
-results, so a flood of ``/readyz`` cannot pile work onto the loop; if the loop does
-not finish the run in time (blocked), the answer is 503 without scheduling another.
+Readiness checks run on the app's loop (``_checks``), concurrently, each bounded by
+its timeout. One run at a time: requests arriving meanwhile share its results, so a
+flood of ``/readyz`` cannot pile work onto the loop; if the loop does not finish the
+run in time (blocked), the answer is 503 without scheduling another.
 """
 
 from __future__ import annotations
@@ -35,15 +35,14 @@ import selectors
 import socket
 import threading
 import time
-from concurrent.futures import Future
 from typing import Any
 
 import h11
 
+from ._checks import CheckRun
 from ._config import Config, source_example
 from ._errors import UsageError
 from ._lag import LoopLag, start_daemon
-from ._readiness import Check
 from ._readiness import state as readiness
 
 log = logging.getLogger("graceful")
@@ -55,10 +54,6 @@ HEADER_TIMEOUT = 3.0
 """From accept to a complete request head; probes send theirs in one packet."""
 LINGER_TIMEOUT = 1.0
 """After the response, how long to wait for the client to close first (see ``_respond``)."""
-CHECK_WAIT_MAX = 10.0
-"""The most a request waits for the readiness checks, whatever their own timeouts."""
-CHECK_SLACK = 0.5
-"""How much longer than the slowest check's timeout to wait for a busy loop."""
 BACKLOG = 128
 ACCEPT_PAUSE = 0.1
 """Out of file descriptors: stop accepting this long instead of spinning."""
@@ -138,8 +133,8 @@ class HealthServer:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._closing = False
-        self._run: _CheckRun | None = None
-        self._failing: set[str] = set()  # checks failing at their last run (loop thread only)
+        self._run: CheckRun | None = None
+        self._failing: set[str] = set()  # checks failing at their last run (see CheckRun)
         self._accept_paused_until: float | None = None
         self._sel = selectors.DefaultSelector()
         self._conns: dict[int, _Conn] = {}  # by fd, oldest first
@@ -298,7 +293,7 @@ class HealthServer:
             if conn.state == CHECKING:
                 run = conn.run
                 assert run is not None
-                if run.future.done():
+                if run.done:
                     self._respond(conn, *self._checked(run))
                 elif now >= conn.deadline:
                     self._respond(conn, *_checks_late(run))
@@ -414,37 +409,32 @@ class HealthServer:
 
     def _wait_for_checks(self, conn: _Conn) -> None:
         run = self._run
-        if run is not None and not run.future.done() and time.monotonic() >= run.late_at:
+        if run is not None and not run.done and time.monotonic() >= run.late_at:
             # The last run is overdue: the loop is blocked. Do not queue another behind it.
             self._respond(conn, *_checks_late(run))
             return
-        if run is None or run.future.done():
+        if run is None or run.done:
             run = self._start_checks()
             if run is None:
                 self._respond(conn, 503, self._not_ready(["the event loop is not running"]))
                 return
         conn.state, conn.run, conn.deadline = CHECKING, run, run.late_at
 
-    def _start_checks(self) -> _CheckRun | None:
+    def _start_checks(self) -> CheckRun | None:
         loop = self._loop
         checks = list(readiness.checks.values())
         if loop is None or loop.is_closed():
             return None
-        wait = min(CHECK_WAIT_MAX, max(c.timeout for c in checks)) + CHECK_SLACK
+        run = CheckRun(checks, self._wake, self._failing)
         try:
-            future = asyncio.run_coroutine_threadsafe(self._run_checks(checks), loop)
+            loop.call_soon_threadsafe(run.start, loop)
         except RuntimeError:  # the loop closed meanwhile
             return None
-        run = _CheckRun(future, time.monotonic() + wait, wait)
         self._run = run
-        future.add_done_callback(lambda _f: self._wake())
         return run
 
-    def _checked(self, run: _CheckRun) -> tuple[int, Body]:
-        try:
-            results = run.future.result()
-        except BaseException:  # cancelled by the shutdown, or a bug of ours
-            return 503, self._not_ready(["readiness checks did not complete"])
+    def _checked(self, run: CheckRun) -> tuple[int, Body]:
+        results = run.results
         reasons = self._reasons()  # a stop may have begun while they ran
         reasons += [
             f"check {name!r} {result}" for name, result in results.items() if result != "ok"
@@ -453,47 +443,8 @@ class HealthServer:
             return 503, self._not_ready(reasons, results)
         return 200, {"status": "ready", "checks": results}
 
-    # -- on the app's loop --------------------------------------------------------------
 
-    async def _run_checks(self, checks: list[Check]) -> dict[str, str]:
-        results = await asyncio.gather(*(_one_check(c) for c in checks))
-        for check, (result, error) in zip(checks, results, strict=True):
-            if result != "ok" and check.name not in self._failing:
-                self._failing.add(check.name)
-                log.warning(
-                    "readiness check %r %s; /readyz answers 503 until it passes",
-                    check.name,
-                    result,
-                    exc_info=error,
-                )
-            elif result == "ok" and check.name in self._failing:
-                self._failing.discard(check.name)
-                log.info("readiness check %r passes again", check.name)
-        return {check.name: result for check, (result, _e) in zip(checks, results, strict=True)}
-
-
-async def _one_check(check: Check) -> tuple[str, BaseException | None]:
-    """Run one check within its timeout: ("ok" or why not, the exception if any).
-
-    A check still running at its timeout is cancelled and abandoned, not awaited, so
-    one that swallows the cancellation cannot hold the others.
-    """
-    task = asyncio.ensure_future(check.func())
-    done, _ = await asyncio.wait({task}, timeout=check.timeout)
-    if not done:
-        task.cancel()
-        return f"timed out after {check.timeout:g} s", None
-    if task.cancelled():
-        return "was cancelled", None
-    error = task.exception()
-    if error is not None:
-        return f"failed: {type(error).__name__}", error
-    if task.result() is False:
-        return "failed: returned False", None
-    return "ok", None
-
-
-def _checks_late(run: _CheckRun) -> tuple[int, Body]:
+def _checks_late(run: CheckRun) -> tuple[int, Body]:
     why = f"readiness checks not done after {run.wait:g} s: the event loop is blocked or busy"
     return 503, {"status": "not ready", "reasons": [why]}
 
@@ -508,13 +459,6 @@ _ERRORS = {
 }
 
 
-class _CheckRun:
-    __slots__ = ("future", "late_at", "wait")
-
-    def __init__(self, future: Future[dict[str, str]], late_at: float, wait: float) -> None:
-        self.future, self.late_at, self.wait = future, late_at, wait
-
-
 class _Conn:
     __slots__ = ("sock", "parser", "state", "deadline", "head", "run", "registered", "received")
 
@@ -524,6 +468,6 @@ class _Conn:
         self.state = READING
         self.deadline = deadline
         self.head = False
-        self.run: _CheckRun | None = None
+        self.run: CheckRun | None = None
         self.registered = True
         self.received = 0
