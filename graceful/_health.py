@@ -78,8 +78,9 @@ def bind(config: Config) -> socket.socket:
     the address or port cannot be used, naming the option to change."""
     host, port = config.health_host, config.health_port or 0
     host_opt, port_opt = config.spelling("health_host"), config.spelling("health_port")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [::1]
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(bare, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise UsageError(
             f"{host_opt} {host!r} is not an address to listen on ({exc.strerror});"
@@ -91,7 +92,7 @@ def bind(config: Config) -> socket.socket:
         # Lets a restarted app bind while the last one's connections sit in TIME_WAIT;
         # on Linux it does not let two sockets listen on one port.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6 and host in ("::", "[::]"):
+        if family == socket.AF_INET6 and bare == "::":
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 too
         sock.bind(address)
         sock.listen(BACKLOG)

@@ -37,7 +37,7 @@ usage. For Kubernetes exec probes and Docker HEALTHCHECK in images without curl.
 PATHS = {"ready": "/readyz", "live": "/livez"}
 DEFAULT_TIMEOUT = 2.0
 MAX_ANSWER = 65536
-WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1", "": "127.0.0.1"}
+WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
 def probe(args: Sequence[str], env: Mapping[str, str], out: TextIO, err: TextIO) -> int:
@@ -108,6 +108,8 @@ def _parse(args: Sequence[str], env: Mapping[str, str]) -> tuple[str, str, int, 
             " and the probe the same"
         )
     host = values.get("--host") or env.get("GRACEFUL_HEALTH_HOST", "").strip()
+    if host.startswith("[") and host.endswith("]"):  # [::1]
+        host = host[1:-1]
     host = WILDCARDS.get(host, host)
     timeout = DEFAULT_TIMEOUT
     if "--timeout" in values:

@@ -423,7 +423,7 @@ ABUSE = {
 
 @pytest.mark.parametrize("abuse", ABUSE)
 def test_abuse_cannot_stall_the_loop_or_the_stop(launch: Launcher, abuse: str) -> None:
-    grace = 2.0
+    grace = 5.0  # the stop takes milliseconds; the margin is for a loaded test machine
     app = launch.graceful(
         "--grace", str(grace), "--health-port", "0", "--health-host", "127.0.0.1",
         "health_app:ticker",
@@ -436,8 +436,8 @@ def test_abuse_cannot_stall_the_loop_or_the_stop(launch: Launcher, abuse: str) -
         assert get(port, "/livez").status == 200  # the kubelet still gets through
         assert get(port, "/readyz").status == 200
         assert poll_until(lambda: ticks(app) > before, 20)  # its timer kept firing
-        assert stop(app) == 0  # with the abusive connections still open
-        assert app.elapsed() < grace
+        assert stop(app) == 0, app.stderr  # with the abusive connections still open
+        assert app.elapsed() < grace, app.stderr
     finally:
         for sock in held:
             sock.close()
