@@ -42,6 +42,7 @@ import h11
 from ._checks import CheckRun
 from ._config import Config, source_example
 from ._errors import UsageError
+from ._gil import start_nudger
 from ._lag import LoopLag, start_daemon
 from ._readiness import state as readiness
 
@@ -134,6 +135,7 @@ class HealthServer:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._closing = False
+        self._handling = False  # between select() and the next one (see _gil)
         self._run: CheckRun | None = None
         self._failing: set[str] = set()  # checks failing at their last run (see CheckRun)
         self._accept_paused_until: float | None = None
@@ -147,6 +149,7 @@ class HealthServer:
         lag = LoopLag(config.liveness_max_lag, config.spelling("liveness_max_lag"))
         server = cls(bind(config), lag)
         start_daemon(server._thread)
+        start_nudger(server._sel.fileno(), lambda: server._handling, lambda: server._closing)
         host, port = server.address
         shown = f"[{host}]" if ":" in host else host
         log.info("health server listening on http://%s:%d (/livez, /readyz)", shown, port)
@@ -176,7 +179,9 @@ class HealthServer:
         sel.register(self._wake_r, selectors.EVENT_READ)
         try:
             while not self._closing:
-                for key, _events in sel.select(self._timeout()):
+                events = sel.select(self._timeout())
+                self._handling = True
+                for key, _events in events:
                     if self._closing:
                         break
                     try:
@@ -191,6 +196,7 @@ class HealthServer:
                         if isinstance(key.data, _Conn):
                             self._drop(key.data)
                 self._tick()
+                self._handling = False
         except Exception:
             log.exception("health server stopped by an error; /livez and /readyz are down")
         finally:
@@ -270,6 +276,7 @@ class HealthServer:
 
     def _request(self, conn: _Conn, request: h11.Request) -> None:
         conn.head = request.method == b"HEAD"
+        conn.read_all = _read_all(conn)
         path = request.target.split(b"?", 1)[0]
         if path not in PATHS:
             self._respond(conn, 404, {"error": _ERRORS[404]})
@@ -334,6 +341,9 @@ class HealthServer:
             # least), so one send() takes it whole; if not, the client is dropped.
             if conn.sock.send(data) != len(data):
                 raise BlockingIOError
+            if conn.read_all:  # the usual probe: close now, one syscall (see _read_all)
+                self._drop(conn)
+                return
             # Lingering close: closing a socket with unread input makes Linux send a
             # RST, which can destroy the response before the client reads it. So send
             # FIN, then read and discard until the client closes (or LINGER_TIMEOUT).
@@ -445,6 +455,24 @@ class HealthServer:
         return 200, {"status": "ready", "checks": results}
 
 
+def _read_all(conn: _Conn) -> bool:
+    """Whether the request was read to its end with nothing after it, so that closing
+    the socket right after the response sends a FIN, not a RST.
+
+    Worth the check: every syscall of the server thread lets go of the GIL, and on a
+    loop busy with Python code taking it back can wait for many of the loop's slices
+    (the loop re-takes the GIL at each iteration and the waiter, woken each time, never
+    times out to claim it). A lingering close costs three more: shutdown, a wake-up
+    for the client's FIN, the read of it.
+    """
+    try:
+        event = conn.parser.next_event()
+    except h11.RemoteProtocolError:
+        return False
+    unread, _closed = conn.parser.trailing_data
+    return isinstance(event, h11.EndOfMessage) and not unread and conn.received <= MAX_REQUEST_HEAD
+
+
 def _checks_late(run: CheckRun) -> tuple[int, Body]:
     why = f"readiness checks not done after {run.wait:g} s: the event loop is blocked or busy"
     return 503, {"status": "not ready", "reasons": [why]}
@@ -461,7 +489,17 @@ _ERRORS = {
 
 
 class _Conn:
-    __slots__ = ("sock", "parser", "state", "deadline", "head", "run", "registered", "received")
+    __slots__ = (
+        "sock",
+        "parser",
+        "state",
+        "deadline",
+        "head",
+        "run",
+        "registered",
+        "received",
+        "read_all",
+    )
 
     def __init__(self, sock: socket.socket, deadline: float) -> None:
         self.sock = sock
@@ -472,3 +510,4 @@ class _Conn:
         self.run: CheckRun | None = None
         self.registered = True
         self.received = 0
+        self.read_all = False

@@ -359,6 +359,19 @@ def test_blocked_loop_fails_livez_and_the_log_names_the_coroutine(launch: Launch
     assert app.stderr.count("event loop blocked for") == 1  # one WARNING per episode
 
 
+def test_blocked_in_a_plain_function_names_it_and_its_coroutine(launch: Launcher) -> None:
+    app = start(launch, "health_app:blocks_in_helper", "--liveness-max-lag", "0.3")
+    port = port_of(app)
+    warning = app.expect_log("event loop blocked for")
+    assert "in wait_for_release (" in warning
+    assert "called from coroutine blocks_in_helper (" in warning
+    assert get(port, "/livez").status == 503
+    (app.out / "release").write_text("")
+    app.expect("unblocked")
+    app.expect_log("event loop responsive again")
+    assert stop(app) == 0
+
+
 # -- abuse -----------------------------------------------------------------------------------
 
 
@@ -532,7 +545,9 @@ def test_in_process_run_releases_the_port_and_its_threads() -> None:
     assert graceful.run(main, grace=2, loop="asyncio", health_port=0, health_host="127.0.0.1") == 0
     port, status = seen
     assert status == 200
-    ours = [t for t in threading.enumerate() if t.name in ("graceful-health", "graceful-loop-lag")]
+    names = ("graceful-health", "graceful-health-gil", "graceful-loop-lag")
+    ours = [t for t in threading.enumerate() if t.name in names]
+    assert {t.name for t in ours} <= set(names)
     for thread in ours:  # told to stop in phase 6; on a busy machine it may take a moment
         thread.join(10)
     assert not [t.name for t in ours if t.is_alive()]

@@ -62,6 +62,19 @@ async def stuck_in_sleep() -> None:
     await asyncio.Event().wait()
 
 
+async def blocks_in_helper() -> None:
+    ready()
+    wait_for_release()  # a plain function that blocks, called from this coroutine
+    ready("unblocked")
+    await asyncio.Event().wait()
+
+
+def wait_for_release() -> None:
+    release = OUT / "release"
+    while not release.exists():
+        time.sleep(0.02)
+
+
 async def ticker() -> None:
     """A 10 ms timer on the loop; SIGUSR2 prints how many times it fired."""
     loop = asyncio.get_running_loop()
