@@ -523,20 +523,29 @@ def test_health_server_off_costs_no_import(launch: Launcher) -> None:
     assert app.events() == ["[]"]
     app = start(launch, "health_app:modules")
     assert app.wait() == 0
-    assert json.loads(app.events()[1]) == ["h11", "graceful._health", "graceful._lag"]
+    assert json.loads(app.events()[1]) == [
+        "h11",
+        "graceful._health",
+        "graceful._lag",
+        "graceful._checks",
+        "graceful._gil",
+    ]
 
 
 def test_in_process_run_releases_the_port_and_its_threads() -> None:
     import graceful
     from graceful import _runtime
 
+    names = {"graceful-health", "graceful-health-gil", "graceful-loop-lag"}
     seen: list[int] = []
+    ours: list[threading.Thread] = []
 
     async def main() -> None:
         run = _runtime._current
         assert run is not None and run.health is not None
         port = run.health.address[1]
         seen.append(port)
+        ours.extend(t for t in threading.enumerate() if t.name in names)
         import asyncio
 
         answer = await asyncio.to_thread(get, port, "/readyz")
@@ -545,9 +554,7 @@ def test_in_process_run_releases_the_port_and_its_threads() -> None:
     assert graceful.run(main, grace=2, loop="asyncio", health_port=0, health_host="127.0.0.1") == 0
     port, status = seen
     assert status == 200
-    names = ("graceful-health", "graceful-health-gil", "graceful-loop-lag")
-    ours = [t for t in threading.enumerate() if t.name in names]
-    assert {t.name for t in ours} <= set(names)
+    assert {t.name for t in ours} == names  # all running while main ran
     for thread in ours:  # told to stop in phase 6; on a busy machine it may take a moment
         thread.join(10)
     assert not [t.name for t in ours if t.is_alive()]

@@ -93,7 +93,14 @@ async def ticker() -> None:
 
 async def modules() -> None:
     """Records which of the health server's modules are loaded."""
-    names = ("h11", "graceful._health", "graceful._lag", "graceful._probe")
+    names = (
+        "h11",
+        "graceful._health",
+        "graceful._lag",
+        "graceful._checks",
+        "graceful._gil",
+        "graceful._probe",
+    )
     record(json.dumps([name for name in names if name in sys.modules]))
 
 
