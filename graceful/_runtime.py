@@ -86,16 +86,18 @@ class Run:
         self.main_task: asyncio.Task[Any] | None = None
         self.main_started = False
         self.main_listens = False
+        self.main_accounted = False  # main's end already decided the exit code
         self.listeners: WeakSet[asyncio.Task[Any]] = WeakSet()
         self.protected: WeakSet[asyncio.Future[Any]] = WeakSet()
         self.drain_end: float | None = None
         self.notes: dict[str, int] = {}
+        self.failures: set[str] = set()
         self.excluded_pids: set[int] = set()
         self.deadline_missed = False
         self._once = threading.Lock()
         self.watchdog = Watchdog(self._deadline_reached)
-        self.guard = SignalGuard(self.handle_signal)
-        self.tasks = TaskWatch(self._task_died)
+        self.guard = SignalGuard(self.handle_signal, self._library_drains)
+        self.tasks = TaskWatch(self._task_died, lambda: self.deadline is not None)
         self.executor = ThreadPoolExecutor(thread_name_prefix="graceful-executor")
 
     # -- starting the shutdown ---------------------------------------------------------
@@ -167,6 +169,11 @@ class Run:
             " with the shutdown still running (a blocked loop, import or thread)",
         )
 
+    def _library_drains(self) -> None:
+        # A library took the stop handlers (uvicorn's Server.serve(), ...): it drains on
+        # its own when called at phase 1, and main returns once it has; wait for it.
+        self.main_listens = True
+
     def _task_died(self, task: asyncio.Task[Any], error: BaseException) -> None:
         policy = self.config.task_errors
         then = (
@@ -205,9 +212,12 @@ class Run:
             drain_end=self.drain_end,
         )
 
-    def note(self, what: str, count: int) -> None:
-        """Add ``count`` to a figure of the summary line (e.g. "requests cut")."""
+    def note(self, what: str, count: int, *, failure: bool = True) -> None:
+        """Add ``count`` to a figure of the summary line (e.g. "requests cut"); a
+        ``failure`` figure above 0 makes the exit code 1 (unless the app's is non-zero)."""
         self.notes[what] = self.notes.get(what, 0) + count
+        if failure:
+            self.failures.add(what)
 
     # -- the app ------------------------------------------------------------------------
 
@@ -262,6 +272,7 @@ class Run:
                 log.info("main finished during the drain delay; starting the sequence now")
 
     def _main_finished(self, task: asyncio.Task[Any]) -> None:
+        self.main_accounted = True
         if task.cancelled():
             self.trigger("main was cancelled", None, EXIT_FAILURE)
             return
@@ -270,7 +281,11 @@ class Run:
             log.error("main raised %s", type(error).__name__, exc_info=error)
             self.trigger("main raised", None, EXIT_FAILURE)
             return
-        self.trigger("main returned", None, exit_code_of(task.result()))
+        result = task.result()
+        if isinstance(result, ExitCall):
+            self.trigger(f"main called sys.exit({result.code!r})", None, exit_code_of(result))
+        else:
+            self.trigger("main returned", None, exit_code_of(result))
 
 
 async def _call_main(run: Run, target: Main) -> Any:

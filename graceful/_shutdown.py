@@ -51,6 +51,7 @@ class Outcome:
         self.children_terminated = 0
         self.children_killed = 0
         self.threads_left: list[str] = []
+        self.noted_failures: list[str] = []  # e.g. "requests cut", from an integration
 
     def failed(self) -> bool:
         h = self.hooks
@@ -62,6 +63,7 @@ class Outcome:
             or h.timed_out
             or self.children_killed
             or self.threads_left
+            or self.noted_failures
         )
 
 
@@ -137,6 +139,7 @@ async def shutdown(run: Run) -> int:
     finally:
         children.close()
 
+    out.noted_failures = [w for w in run.failures if run.notes.get(w)]
     code = run.exit_code
     if out.failed() and code == 0:
         code = EXIT_FAILURE
@@ -236,8 +239,8 @@ def _main_result(run: Run, out: Outcome) -> None:
     main = run.main_task
     if main is None or not main.done() or main.cancelled():
         return
-    if run.reason in ("main returned", "main raised"):
-        return  # already accounted for when it ended
+    if run.main_accounted:
+        return  # main ended before the stop: its end started the shutdown
     error = main.exception()
     if error is not None:
         out.main_error = True
