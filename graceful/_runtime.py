@@ -94,6 +94,7 @@ class Run:
         self.failures: set[str] = set()
         self.excluded_pids: set[int] = set()
         self.deadline_missed = False
+        self.sequence_done = False  # the summary is logged; only the interpreter's exit is left
         self._once = threading.Lock()
         self.watchdog = Watchdog(self._deadline_reached)
         self.guard = SignalGuard(self.handle_signal, self._library_drains)
@@ -163,10 +164,13 @@ class Run:
             return
         stack = thread_stack(threading.main_thread().ident)
         write_stderr(f"graceful: the main thread at the deadline (innermost last):\n{stack}")
+        where = (
+            "while the interpreter exited (a blocking atexit handler or thread)"
+            if self.sequence_done
+            else "with the shutdown still running (a blocked loop, import or thread)"
+        )
         force_exit(
-            EXIT_FAILURE,
-            f"deadline of {self.config.grace:g} s after {self.reason} reached"
-            " with the shutdown still running (a blocked loop, import or thread)",
+            EXIT_FAILURE, f"deadline of {self.config.grace:g} s after {self.reason} reached {where}"
         )
 
     def _library_drains(self) -> None:
@@ -175,6 +179,9 @@ class Run:
         self.main_listens = True
 
     def _task_died(self, task: asyncio.Task[Any], error: BaseException) -> None:
+        from ._shutdown import keep_logger_enabled
+
+        keep_logger_enabled()
         policy = self.config.task_errors
         then = (
             "starting the shutdown (--task-errors shutdown)"
@@ -237,7 +244,9 @@ class Run:
                 self.trigger("the app failed to start", None, exit_code_of(self.load_error))
             elif self.deadline is None and target is not None:
                 await self._run_main(target)
-            return await shutdown(self)
+            code = await shutdown(self)
+            self.sequence_done = True
+            return code
         finally:
             self.tasks.uninstall()
             self.guard.stop_watching()
