@@ -80,8 +80,10 @@ class Run:
         self.exit_code = 0
         self.sigints = 0
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.begun: asyncio.Event | None = None  # a stop began (set at the trigger)
-        self.stop_event: asyncio.Event | None = None  # the sequence began (phase 1)
+        # asyncio.Event binds to a loop on first use (3.10+): safe to make before the loop.
+        self.begun = asyncio.Event()  # a stop began (set at the trigger)
+        self.stop_event = asyncio.Event()  # the sequence began (phase 1)
+        self.main_running = asyncio.Event()
         self.load_error: BaseException | None = None
         self.main_task: asyncio.Task[Any] | None = None
         self.main_started = False
@@ -95,6 +97,7 @@ class Run:
         self.excluded_pids: set[int] = set()
         self.deadline_missed = False
         self.sequence_done = False  # the summary is logged; only the interpreter's exit is left
+        self.outcome: Any = None  # the sequence's Outcome, once it ran
         self._once = threading.Lock()
         self.watchdog = Watchdog(self._deadline_reached)
         self.guard = SignalGuard(self.handle_signal, self._library_drains)
@@ -153,8 +156,7 @@ class Run:
             self._wake()
 
     def _wake(self) -> None:
-        if self.begun is not None:
-            self.begun.set()
+        self.begun.set()
 
     def _deadline_reached(self) -> None:
         """Runs on the watchdog thread at the hard deadline."""
@@ -232,8 +234,6 @@ class Run:
         loop = self.loop = asyncio.get_running_loop()
         if not self.embedded:
             loop.set_default_executor(self.executor)
-        self.begun = asyncio.Event()
-        self.stop_event = asyncio.Event()
         if self.config.handle_signals:
             self.guard.watch(loop)
         self.tasks.install(loop)
@@ -252,7 +252,7 @@ class Run:
             self.guard.stop_watching()
 
     async def _run_main(self, target: Main) -> None:
-        assert self.begun is not None and self.deadline is None
+        assert self.deadline is None
         token = in_app.set(True)
         try:
             task = self.main_task = asyncio.ensure_future(_call_main(self, target))
@@ -300,6 +300,7 @@ class Run:
 async def _call_main(run: Run, target: Main) -> Any:
     run.main_started = True
     readiness.main_running = True
+    run.main_running.set()
     try:
         result: Any = target() if callable(target) else target
         if inspect.isawaitable(result):
@@ -584,7 +585,7 @@ async def wait_for_shutdown() -> ShutdownContext:
     cancelled. **Deadline:** none of its own; it returns at the sequence's start.
     """
     run = _require_run("wait_for_shutdown()")
-    if run.stop_event is None:
+    if run.loop is None or not _in_loop_thread(run.loop):
         raise NotRunningError("wait_for_shutdown() must be awaited inside the app run by graceful")
     task = asyncio.current_task()
     if task is not None:

@@ -69,7 +69,7 @@ class Outcome:
 
 async def shutdown(run: Run) -> int:
     deadline = run.deadline
-    assert deadline is not None and run.stop_event is not None
+    assert deadline is not None
     keep_logger_enabled()
     out = Outcome()
     children = Descendants(exclude=run.excluded_pids)
@@ -144,6 +144,7 @@ async def shutdown(run: Run) -> int:
     if out.failed() and code == 0:
         code = EXIT_FAILURE
     _summary(run, deadline, out, code)
+    run.outcome = out
     return code
 
 
@@ -262,6 +263,14 @@ async def _stop_threads(run: Run, deadline: Deadline, out: Outcome) -> None:
         each.shutdown(wait=False, cancel_futures=True)
     gens = asyncio.ensure_future(loop.shutdown_asyncgens())
     await asyncio.wait({gens}, timeout=deadline.time_left())
+    # asyncio's threaded child watcher (3.10/3.11) reaps each asyncio child in a
+    # "waitpid-N" thread that reports to the loop; one that wakes after the loop has
+    # closed logs "Loop ... that handles pid N is closed" after our summary. The
+    # children are dead by now (phase 5), so these threads end at once: let them.
+    for thread in threading.enumerate():
+        if thread.name.startswith("waitpid-"):
+            thread.join(min(KILL_RESERVE, deadline.time_left()))
+    await asyncio.sleep(0)  # and let their reports land while the loop still runs
     # Non-daemon threads would be joined by the interpreter at exit: give them what is left.
     for thread in blocking_threads():
         thread.join(deadline.time_left())
