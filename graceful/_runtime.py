@@ -31,7 +31,7 @@ import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from types import FrameType
 from typing import Any, Literal, TypeVar
 from weakref import WeakSet
@@ -102,7 +102,7 @@ class Run:
         self.watchdog = Watchdog(self._deadline_reached)
         self.guard = SignalGuard(self.handle_signal, self._library_drains)
         self.tasks = TaskWatch(self._task_died, lambda: self.deadline is not None)
-        self.executor = ThreadPoolExecutor(thread_name_prefix="graceful-executor")
+        self.executor: Executor | None = None  # ours, where the loop's own is out of reach
 
     # -- starting the shutdown ---------------------------------------------------------
 
@@ -232,7 +232,14 @@ class Run:
 
     async def main(self, target: Main | None) -> int:
         loop = self.loop = asyncio.get_running_loop()
-        if not self.embedded:
+        if not self.embedded and not hasattr(loop, "_default_executor"):
+            # uvloop keeps its default executor private, and its
+            # shutdown_default_executor() joins the threads, blocking the loop on a stuck
+            # one: give it ours, which phase 6 shuts down without waiting. asyncio's own
+            # is reachable, and made only when the app first uses it (no import here).
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.executor = ThreadPoolExecutor(thread_name_prefix="graceful-executor")
             loop.set_default_executor(self.executor)
         if self.config.handle_signals:
             self.guard.watch(loop)

@@ -256,10 +256,12 @@ async def _stop_threads(run: Run, deadline: Deadline, out: Outcome) -> None:
     if run.embedded:
         return  # the host's loop and threads are not ours to stop
     loop = asyncio.get_running_loop()
-    # Ours, installed at start (uvloop keeps its own out of reach), and whatever
-    # default executor the app may have set instead (asyncio exposes it).
-    ours: Executor = run.executor
-    for each in {ours, getattr(loop, "_default_executor", None) or ours}:
+    # Ours (installed at start under uvloop, which keeps its own out of reach), and
+    # asyncio's default executor if the app made one (asyncio exposes it).
+    executors: set[Executor] = {
+        e for e in (run.executor, getattr(loop, "_default_executor", None)) if e
+    }
+    for each in executors:
         each.shutdown(wait=False, cancel_futures=True)
     gens = asyncio.ensure_future(loop.shutdown_asyncgens())
     await asyncio.wait({gens}, timeout=deadline.time_left())

@@ -155,7 +155,6 @@ async def running(
             with contextlib.suppress(BaseException):
                 await task
         run.watchdog.close()
-        run.executor.shutdown(wait=False, cancel_futures=True)
         _runtime._current = None
         _hooks.restore(hooks)  # ready for the next test, as at import
         readiness.begin("auto")
