@@ -31,7 +31,7 @@ import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from weakref import WeakSet
@@ -83,23 +83,29 @@ class Run:
         self.exit_code = 0
         self.sigints = 0
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.begun: asyncio.Event | None = None  # a stop began (set at the trigger)
-        self.stop_event: asyncio.Event | None = None  # the sequence began (phase 1)
+        # asyncio.Event binds to a loop on first use (3.10+): safe to make before the loop.
+        self.begun = asyncio.Event()  # a stop began (set at the trigger)
+        self.stop_event = asyncio.Event()  # the sequence began (phase 1)
+        self.main_running = asyncio.Event()
         self.load_error: BaseException | None = None
         self.main_task: asyncio.Task[Any] | None = None
         self.main_started = False
         self.main_listens = False
+        self.main_accounted = False  # main's end already decided the exit code
         self.listeners: WeakSet[asyncio.Task[Any]] = WeakSet()
         self.protected: WeakSet[asyncio.Future[Any]] = WeakSet()
         self.drain_end: float | None = None
         self.notes: dict[str, int] = {}
+        self.failures: set[str] = set()
         self.excluded_pids: set[int] = set()
         self.deadline_missed = False
+        self.sequence_done = False  # the summary is logged; only the interpreter's exit is left
+        self.outcome: Any = None  # the sequence's Outcome, once it ran
         self._once = threading.Lock()
         self.watchdog = Watchdog(self._deadline_reached)
-        self.guard = SignalGuard(self.handle_signal)
-        self.tasks = TaskWatch(self._task_died)
-        self.executor = ThreadPoolExecutor(thread_name_prefix="graceful-executor")
+        self.guard = SignalGuard(self.handle_signal, self._library_drains)
+        self.tasks = TaskWatch(self._task_died, lambda: self.deadline is not None)
+        self.executor: Executor | None = None  # ours, where the loop's own is out of reach
         self.health: HealthServer | None = None  # --health-port: started by execute()
 
     # -- starting the shutdown ---------------------------------------------------------
@@ -154,8 +160,7 @@ class Run:
             self._wake()
 
     def _wake(self) -> None:
-        if self.begun is not None:
-            self.begun.set()
+        self.begun.set()
 
     def _deadline_reached(self) -> None:
         """Runs on the watchdog thread at the hard deadline."""
@@ -165,13 +170,24 @@ class Run:
             return
         stack = thread_stack(threading.main_thread().ident)
         write_stderr(f"graceful: the main thread at the deadline (innermost last):\n{stack}")
+        where = (
+            "while the interpreter exited (a blocking atexit handler or thread)"
+            if self.sequence_done
+            else "with the shutdown still running (a blocked loop, import or thread)"
+        )
         force_exit(
-            EXIT_FAILURE,
-            f"deadline of {self.config.grace:g} s after {self.reason} reached"
-            " with the shutdown still running (a blocked loop, import or thread)",
+            EXIT_FAILURE, f"deadline of {self.config.grace:g} s after {self.reason} reached {where}"
         )
 
+    def _library_drains(self) -> None:
+        # A library took the stop handlers (uvicorn's Server.serve(), ...): it drains on
+        # its own when called at phase 1, and main returns once it has; wait for it.
+        self.main_listens = True
+
     def _task_died(self, task: asyncio.Task[Any], error: BaseException) -> None:
+        from ._shutdown import keep_logger_enabled
+
+        keep_logger_enabled()
         policy = self.config.task_errors
         then = (
             "starting the shutdown (--task-errors shutdown)"
@@ -209,20 +225,28 @@ class Run:
             drain_end=self.drain_end,
         )
 
-    def note(self, what: str, count: int) -> None:
-        """Add ``count`` to a figure of the summary line (e.g. "requests cut")."""
+    def note(self, what: str, count: int, *, failure: bool = True) -> None:
+        """Add ``count`` to a figure of the summary line (e.g. "requests cut"); a
+        ``failure`` figure above 0 makes the exit code 1 (unless the app's is non-zero)."""
         self.notes[what] = self.notes.get(what, 0) + count
+        if failure:
+            self.failures.add(what)
 
     # -- the app ------------------------------------------------------------------------
 
     async def main(self, target: Main | None) -> int:
         loop = self.loop = asyncio.get_running_loop()
-        if not self.embedded:
+        if not self.embedded and not hasattr(loop, "_default_executor"):
+            # uvloop keeps its default executor private, and its
+            # shutdown_default_executor() joins the threads, blocking the loop on a stuck
+            # one: give it ours, which phase 6 shuts down without waiting. asyncio's own
+            # is reachable, and made only when the app first uses it (no import here).
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.executor = ThreadPoolExecutor(thread_name_prefix="graceful-executor")
             loop.set_default_executor(self.executor)
-        self.begun = asyncio.Event()
         if self.health is not None:  # the loop-lag heartbeat, and the loop for the checks
             self.health.attach(loop)
-        self.stop_event = asyncio.Event()
         if self.config.handle_signals:
             self.guard.watch(loop)
         self.tasks.install(loop)
@@ -233,13 +257,15 @@ class Run:
                 self.trigger("the app failed to start", None, exit_code_of(self.load_error))
             elif self.deadline is None and target is not None:
                 await self._run_main(target)
-            return await shutdown(self)
+            code = await shutdown(self)
+            self.sequence_done = True
+            return code
         finally:
             self.tasks.uninstall()
             self.guard.stop_watching()
 
     async def _run_main(self, target: Main) -> None:
-        assert self.begun is not None and self.deadline is None
+        assert self.deadline is None
         token = in_app.set(True)
         try:
             task = self.main_task = asyncio.ensure_future(_call_main(self, target))
@@ -268,6 +294,7 @@ class Run:
                 log.info("main finished during the drain delay; starting the sequence now")
 
     def _main_finished(self, task: asyncio.Task[Any]) -> None:
+        self.main_accounted = True
         if task.cancelled():
             self.trigger("main was cancelled", None, EXIT_FAILURE)
             return
@@ -276,12 +303,17 @@ class Run:
             log.error("main raised %s", type(error).__name__, exc_info=error)
             self.trigger("main raised", None, EXIT_FAILURE)
             return
-        self.trigger("main returned", None, exit_code_of(task.result()))
+        result = task.result()
+        if isinstance(result, ExitCall):
+            self.trigger(f"main called sys.exit({result.code!r})", None, exit_code_of(result))
+        else:
+            self.trigger("main returned", None, exit_code_of(result))
 
 
 async def _call_main(run: Run, target: Main) -> Any:
     run.main_started = True
     readiness.main_running = True
+    run.main_running.set()
     try:
         result: Any = target() if callable(target) else target
         if inspect.isawaitable(result):
@@ -575,7 +607,7 @@ async def wait_for_shutdown() -> ShutdownContext:
     cancelled. **Deadline:** none of its own; it returns at the sequence's start.
     """
     run = _require_run("wait_for_shutdown()")
-    if run.stop_event is None:
+    if run.loop is None or not _in_loop_thread(run.loop):
         raise NotRunningError("wait_for_shutdown() must be awaited inside the app run by graceful")
     task = asyncio.current_task()
     if task is not None:

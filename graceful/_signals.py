@@ -61,8 +61,9 @@ class SignalGuard:
     """Installs graceful's handler for SIGTERM and SIGINT, takes it back when code in
     the app replaces it, and calls the replaced handlers when the sequence starts."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, on_foreign: Callable[[], None] = lambda: None) -> None:
         self.handler = handler  # the one object compared against getsignal()
+        self.on_foreign = on_foreign  # a library will drain on its own: wait for it
         self.previous: dict[signal.Signals, Any] = {}
         self.foreign: dict[signal.Signals, Any] = {}
         self.echo: set[int] = set()  # signals a foreign handler may re-raise
@@ -109,6 +110,7 @@ class SignalGuard:
         callable_ = callable(current)
         if callable_:
             self.foreign[sig] = current
+            self.on_foreign()
         if name not in self._reported:
             self._reported.add(name)
             then = (

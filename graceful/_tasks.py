@@ -36,8 +36,13 @@ in_app: contextvars.ContextVar[bool] = contextvars.ContextVar("graceful_in_app",
 
 
 class TaskWatch:
-    def __init__(self, on_error: Callable[[asyncio.Task[Any], BaseException], None]) -> None:
+    def __init__(
+        self,
+        on_error: Callable[[asyncio.Task[Any], BaseException], None],
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.on_error = on_error
+        self.stopping = stopping
         self.tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self.exempt: weakref.WeakSet[asyncio.Future[Any]] = weakref.WeakSet()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -55,7 +60,7 @@ class TaskWatch:
         loop = self._loop
         if loop is None:
             return
-        if loop.get_task_factory() is self._factory:
+        if loop.get_task_factory() == self._factory:  # (bound methods: equal, not identical)
             loop.set_task_factory(self._previous_factory)
         if loop.get_exception_handler() == self._exception_handler:
             loop.set_exception_handler(self._previous_handler)
@@ -99,6 +104,12 @@ class TaskWatch:
             and "never retrieved" in str(context.get("message", ""))
         ):
             self.on_error(task, error)
+            return
+        if isinstance(error, asyncio.CancelledError) and self.stopping():
+            # A library tripping over the cancellation graceful did on purpose (seen:
+            # asyncio's streams calling exception() on hypercorn's cancelled connection
+            # task): expected during a stop, so not a traceback for the user.
+            log.debug("during the stop: %s (CancelledError)", context.get("message"))
             return
         if self._previous_handler is not None:
             self._previous_handler(loop, context)
