@@ -30,7 +30,8 @@ suite: $(VENV)/.installed
 test-all:
 	scripts/test-all-pythons
 
-# Both benchmarks (the init one needs root, and installs tini, dumb-init and catatonit).
+# Every benchmark (the init one needs root, and installs tini, dumb-init and catatonit).
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_runtime.py --runs 150
 	$(BIN)/python benchmarks/bench_init.py --runs 40
+	$(BIN)/python benchmarks/bench_health.py --runs 30

@@ -265,6 +265,86 @@ def bench_throughput(loops: list[str], rounds: int) -> dict[str, Any]:
     }
 
 
+WINDOWS = 12
+WINDOW_SECONDS = 0.5
+
+
+def windows_once(loop: str) -> tuple[float, float]:
+    """One process, health server on, probed in every other window only: (median rate
+    of the probed windows / median of the others), wall and CPU."""
+    port = free_port()
+    env = {"SPIN_WINDOWS": str(WINDOWS), "WINDOW_SECONDS": str(WINDOW_SECONDS)}
+    proc = start_app(graceful_argv(loop, "bench_health_app:spin_windows", port), env)
+    assert proc.stdout is not None
+    try:
+        fd = proc.stdout.fileno()
+        buffer = b""
+        probing = False
+        rates: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+        next_probe = time.monotonic()
+        end = time.monotonic() + WINDOWS * WINDOW_SECONDS + RUN_TIMEOUT
+        while sum(len(v) for v in rates.values()) < WINDOWS:
+            now = time.monotonic()
+            if now > end:
+                raise BenchError("the windows did not finish")
+            if probing and now >= next_probe:
+                if http_get(port, "/livez" if int(now * 10) % 2 else "/readyz") != 200:
+                    raise BenchError("a probe did not answer 200")
+                next_probe = now + PROBE_PERIOD
+                continue
+            wait = max(0.0, next_probe - now) if probing else end - now
+            if select.select([fd], [], [], wait)[0]:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    raise BenchError("stdout closed during the windows")
+                buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                words = line.decode().split()
+                if words[0] == "window":
+                    probing = int(words[1]) % 2 == 1
+                    next_probe = time.monotonic()
+                elif words[0] == "rate":
+                    rates[int(words[1]) % 2 == 1].append((float(words[2]), float(words[3])))
+        on, off = rates[True], rates[False]
+        wall = statistics.median(r[0] for r in on) / statistics.median(r[0] for r in off)
+        cpu = statistics.median(r[1] for r in on) / statistics.median(r[1] for r in off)
+        return wall, cpu
+    finally:
+        stop_app(proc)
+
+
+def bench_windows(loops: list[str], rounds: int) -> dict[str, Any]:
+    names = [f"windows ({loop})" for loop in loops]
+    series = {name: Series(name) for name in names}
+
+    def one(name: str, _round: int) -> None:
+        wall, cpu = windows_once(name[:-1].split(" (")[1])
+        series[name].values.append(wall)
+        series[name].cpu.append(cpu)
+
+    _run_all(names, max(1, rounds // 3), one, series)
+    print("### 1c. Probed against not probed, in one process")
+    print()
+    print(
+        f"Health server on; {WINDOWS} windows of {WINDOW_SECONDS:g} s, probed every"
+        f" {PROBE_PERIOD * 1000:.0f} ms in every other one; the ratio of the median rates"
+        f" of the two kinds of windows, median over {max(1, rounds // 3)} processes. The"
+        " cost of being probed, without the noise between one process and the next."
+    )
+    print()
+    print("| loop | probed / not probed, wall | probed / not probed, CPU |")
+    print("|---|---:|---:|")
+    rows = []
+    for loop in loops:
+        s = series[f"windows ({loop})"]
+        wall, cpu = median(s.values), median(s.cpu)
+        rows.append((loop, wall, cpu))
+        print(f"| {loop} | {fmt(wall, 3)}x | {fmt(cpu, 3)}x |")
+    print()
+    return {"series": {n: asdict(s) for n, s in series.items()}, "rows": rows}
+
+
 def cpu_ns(pid: int) -> int:
     """CPU time of every thread of ``pid`` so far, in ns (``/proc/PID/task/*/schedstat``;
     nanoseconds, where ``/proc/PID/stat`` counts 10 ms ticks)."""
@@ -526,7 +606,9 @@ def main(argv: list[str] | None = None) -> int:
         "--loops", choices=("both", "asyncio", "uvloop"), default="both", help="default both"
     )
     parser.add_argument(
-        "--only", choices=("throughput", "cost", "probe", "latency"), help="run one part only"
+        "--only",
+        choices=("throughput", "windows", "cost", "probe", "latency"),
+        help="run one part only",
     )
     args = parser.parse_args(argv)
     rounds = args.runs if args.runs is not None else QUICK_RUNS if args.quick else DEFAULT_RUNS
@@ -554,6 +636,17 @@ def main(argv: list[str] | None = None) -> int:
                     missed.append(what)
         print()
         result["throughput"] = part
+    if args.only in (None, "throughput", "windows"):
+        part = bench_windows(loops, rounds)
+        for loop, wall, _cpu in part.pop("rows"):
+            failed += sum(len(v["errors"]) for v in part["series"].values())
+            met = wall is not None and wall >= THROUGHPUT_TARGET
+            what = f"loop throughput probed >= {THROUGHPUT_TARGET:.2f}x not probed, one process ({loop})"
+            print(f"  [{'met' if met else 'MISSED'}] {what}: {fmt(wall, 3)}x")
+            if not met:
+                missed.append(what)
+        print()
+        result["windows"] = part
     if args.only in (None, "throughput", "cost"):
         part = bench_cost(loops, rounds)
         for loop, share in part.pop("rows"):

@@ -215,27 +215,28 @@ class HealthServer:
         return max(0.0, min(ends) - time.monotonic())
 
     def _accept(self) -> None:
-        for _ in range(BACKLOG):
-            try:
-                sock, _peer = self._listener.accept()
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.warning("health server: cannot accept (%s); pausing", exc.strerror)
-                    self._sel.unregister(self._listener)
-                    self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
-                    return
-                continue  # ECONNABORTED and the like: that client is gone
-            sock.setblocking(False)
-            if len(self._conns) >= MAX_CONNECTIONS:
-                self._drop(next(iter(self._conns.values())))
-            conn = _Conn(sock, time.monotonic() + HEADER_TIMEOUT)
-            self._conns[sock.fileno()] = conn
-            self._sel.register(sock, selectors.EVENT_READ, conn)
-            # The request usually arrives with the connection: read it now, which saves
-            # a round through select (and a wait for the GIL when the loop is busy).
-            self._readable(conn)
+        # One connection per wake-up: more waiting keep the listener readable, and not
+        # asking again saves a system call (an EAGAIN) per probe, and with it one more
+        # turn of waiting for the GIL (see _gil).
+        try:
+            sock, _peer = self._listener.accept()
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                log.warning("health server: cannot accept (%s); pausing", exc.strerror)
+                self._sel.unregister(self._listener)
+                self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
+            return  # ECONNABORTED and the like: that client is gone
+        sock.setblocking(False)
+        if len(self._conns) >= MAX_CONNECTIONS:
+            self._drop(next(iter(self._conns.values())))
+        conn = _Conn(sock, time.monotonic() + HEADER_TIMEOUT)
+        self._conns[sock.fileno()] = conn
+        self._sel.register(sock, selectors.EVENT_READ, conn)
+        # The request usually arrives with the connection: read it now, which saves
+        # a round through select (and a wait for the GIL when the loop is busy).
+        self._readable(conn)
 
     def _readable(self, conn: _Conn) -> None:
         try:

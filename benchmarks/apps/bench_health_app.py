@@ -5,6 +5,9 @@ and prints ``rate WALL CPU``: iterations per second of wall time, and per second
 of the process's CPU time (all its threads: the loop's, and the health server's
 and watchdog's when they are on), then waits to be stopped.
 
+``spin_windows``: the same in windows, so that one process can be measured probed
+and not probed in turn.
+
 ``busy``: keeps its loop busy with pure-Python work in slices of ``SLICE_MS``
 (yielding with ``await asyncio.sleep(0)`` between slices) until stopped. With
 ``BENCH_CHECK=1`` it also registers one trivial readiness check, which has to wait
@@ -43,6 +46,31 @@ async def spin() -> None:
     cpu = time.process_time() - cpu_start
     say(f"rate {count / (now - start):.1f} {count / cpu:.1f}")
     await asyncio.Event().wait()  # until stopped: a probe now still finds it ready
+
+
+async def spin_windows() -> None:
+    """``SPIN_WINDOWS`` windows of ``WINDOW_SECONDS`` each: prints ``window I`` as one
+    starts and ``rate I WALL CPU`` as it ends (the harness probes in every other one),
+    then waits to be stopped."""
+    windows = int(os.environ.get("SPIN_WINDOWS", "10"))
+    seconds = float(os.environ.get("WINDOW_SECONDS", "0.5"))
+    say("ready")
+    for index in range(windows):
+        say(f"window {index}")
+        count = 0
+        cpu_start = time.process_time()
+        start = time.perf_counter()
+        end = start + seconds
+        while True:
+            for _ in range(1000):
+                await asyncio.sleep(0)
+            count += 1000
+            now = time.perf_counter()
+            if now >= end:
+                break
+        cpu = time.process_time() - cpu_start
+        say(f"rate {index} {count / (now - start):.1f} {count / cpu:.1f}")
+    await asyncio.Event().wait()
 
 
 if os.environ.get("BENCH_CHECK") == "1":
