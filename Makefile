@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: example test lint suite test-all bench
+.PHONY: example test lint suite test-all test-rolling bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ lint: $(VENV)/.installed
 
 suite: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Zero failed requests in rolling restarts behind haproxy (installed with apt-get when
+# missing, which needs root); the full benchmark is benchmarks/rolling.py.
+test-rolling: $(VENV)/.installed
+	$(BIN)/python -m pytest tests/rolling $(PYTEST_ARGS) --timeout 900
 
 # The suite on every Python 3.10-3.13 found on this machine, one venv each.
 test-all:

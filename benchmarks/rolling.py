@@ -47,6 +47,7 @@ from _common import BenchError, child_env
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK_INTER_MS = 200
+TRACE = False  # --trace: the restarts and every failed request, with times, on stderr
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 GRACE = 10.0
@@ -178,7 +179,7 @@ class HAProxy:
 defaults
     mode http
     log global
-    log-format "%ST %tsc %s %Ta"
+    log-format "%ST %tsc %s %Ta %Ts.%ms"
     retries 0
     timeout connect 2s
     timeout client 30s
@@ -259,6 +260,8 @@ backend replicas
             status, state = int(parts[0]), parts[1]
             if status < 500:
                 continue
+            if TRACE:
+                print("FAILED", line, file=sys.stderr)
             if state.startswith("SC"):
                 kinds["refused"] += 1
             elif state[:1] in ("S", "s") or state.startswith("SH") or state.startswith("SD"):
@@ -310,9 +313,15 @@ async def roll(config: Config, args: argparse.Namespace, haproxy_bin: str) -> Re
             traffic = asyncio.ensure_future(load(balancer.port, args.concurrency, stop, result))
             for _ in range(args.rounds):
                 for replica in replicas:
+                    if TRACE:
+                        print(f"STOP r{replica.index} at {time.time():.3f}", file=sys.stderr)
                     result.stop_s.append(await replica.stop())
+                    if TRACE:
+                        print(f"STOPPED r{replica.index} at {time.time():.3f}", file=sys.stderr)
                     replica.start()
                     await balancer.wait_up([f"r{replica.index}"])
+                    if TRACE:
+                        print(f"UP r{replica.index} at {time.time():.3f}", file=sys.stderr)
                     result.restarts += 1
             stop.set()
             await asyncio.wait_for(traffic, 60)
@@ -404,7 +413,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", help="comma-separated names, default: all three")
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--json")
+    parser.add_argument("--trace", action="store_true", help="restarts and failures on stderr")
     args = parser.parse_args(argv)
+    global TRACE
+    TRACE = args.trace
     try:
         code, results = asyncio.run(main_async(args))
     except BenchError as exc:

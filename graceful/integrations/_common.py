@@ -157,7 +157,7 @@ async def _serve_accepted(
         conn.close()
 
 
-FRESH_WAIT = 0.25
+FRESH_WAIT = 1.0
 """At most this long (and at most a quarter of the drain budget), connections that were
 accepted but have not sent their first request yet are given to send it, before the
 server closes the connections it thinks idle."""

@@ -27,6 +27,7 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING, Any
 
+from .._readiness import state as readiness
 from ._common import (
     CUT,
     accept_backlog,
@@ -110,10 +111,13 @@ async def serve(
     runner = web.AppRunner(
         app, handle_signals=False, shutdown_timeout=_AFTER_DRAIN, **runner_kwargs
     )
+    name = f"aiohttp {host or '0.0.0.0'}:{port}"
+    readiness.block(name, "aiohttp is starting")  # ready once the site listens
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=backlog)
         await site.start()
+        readiness.unblock(name)
         forever = asyncio.get_running_loop().create_future()
         await wait_for_stop(run, forever)
         # Take what the kernel already accepted before the sites close their listeners
@@ -133,4 +137,5 @@ async def serve(
                 lambda handler: getattr(handler, "_request_count", 1) == 0,  # no request yet
             )
     finally:
+        readiness.unblock(name)
         await runner.cleanup()

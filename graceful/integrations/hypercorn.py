@@ -16,8 +16,10 @@ lifespan shutdown, and returns before graceful's hooks.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from .._readiness import state as readiness
 from ._common import TrackRequests, join, server_drain_timeout
 
 
@@ -46,10 +48,36 @@ async def serve(app: Any, config: Any = None, **settings: Any) -> None:
                 raise UsageError(f"hypercorn's Config has no setting {name!r}; check the name")
             setattr(config, name, value)
     run = join()
+    name = f"hypercorn {config.bind[0] if config.bind else ''}".strip()
+    readiness.block(name, "hypercorn is starting")  # ready once it listens
+    watcher = asyncio.ensure_future(_unblock_when_listening(config, name))
 
     async def stopped() -> None:
         await run.stop_event.wait()
         config.graceful_timeout = server_drain_timeout(run)
 
     tracked: Any = TrackRequests(app, run)
-    await hypercorn_serve(tracked, config, shutdown_trigger=stopped)
+    try:
+        await hypercorn_serve(tracked, config, shutdown_trigger=stopped)
+    finally:
+        watcher.cancel()
+        readiness.unblock(name)
+
+
+async def _unblock_when_listening(config: Any, name: str) -> None:
+    """hypercorn has no "started" hook: ready once its first bind accepts a connection
+    (a bind that is not host:port, a unix socket or an fd, is taken as ready at once)."""
+    host, _, port = str(config.bind[0] if config.bind else "").rpartition(":")
+    host = {"0.0.0.0": "127.0.0.1", "[::]": "::1"}.get(host, host).strip("[]")
+    if not host or not port.isdigit() or host.startswith(("unix", "fd")):
+        readiness.unblock(name)
+        return
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(host, int(port))
+        except OSError:
+            await asyncio.sleep(0.01)
+            continue
+        writer.close()
+        readiness.unblock(name)
+        return
