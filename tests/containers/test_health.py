@@ -1,0 +1,47 @@
+"""The image's health interface: HEALTHCHECK through `python -m graceful probe`, and
+/readyz failing during the drain delay while the app keeps working."""
+
+from __future__ import annotations
+
+import pytest
+
+from ._podman import podman
+from .conftest import Podman
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def test_healthcheck_run_passes_while_the_app_runs(containers: Podman) -> None:
+    # Without systemd podman never schedules the HEALTHCHECK itself; `healthcheck run`
+    # runs the image's command once, as the scheduler would.
+    container = containers.run()
+    container.logs.expect("counter started")
+    result = podman("healthcheck", "run", container.name, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert container.inspect("{{.State.Health.Status}}") == "healthy"
+    assert container.stop()[1] == 0
+
+
+def test_readyz_fails_during_the_drain_delay_while_the_app_works_on(containers: Podman) -> None:
+    drain = 5.0  # long enough for a few `podman exec` round trips on a busy machine
+    container = containers.run(env={"GRACEFUL_DRAIN_DELAY": str(drain), "COUNTER_TICK": "0.1"})
+    container.logs.expect("counter started")
+    assert container.http_get("/readyz")[0] == 200
+
+    podman("kill", "--signal", "TERM", container.name)
+    container.logs.expect("SIGTERM received")  # readiness is marked first, then this line
+    status, body = container.http_get("/readyz")
+    assert status == 503, body
+    assert container.http_get("/livez")[0] == 200  # alive: nothing should restart it
+    assert container.exec("python", "-m", "graceful", "probe", "ready", check=False).returncode == 1
+    assert podman("healthcheck", "run", container.name, check=False).returncode != 0
+    # The app goes on working during the delay: it counts on after this report.
+    podman("kill", "--signal", "USR1", container.name)
+    reported = count(container.logs.expect("SIGUSR1: jobs_done="))
+
+    assert container.wait_exit(timeout=30) == 0, container.logs.text()
+    assert count(container.logs.expect("saved jobs_done=")) > reported
+
+
+def count(line: str) -> int:
+    return int(line.split("jobs_done=")[1].split()[0])

@@ -1,0 +1,134 @@
+"""The staging overlay run for real with `podman kube play`: a pod from the rendered
+Deployment, with its ConfigMap, its security context and its claim.
+
+`kube play` is not a cluster. What podman 4.3 does with these manifests:
+- honours: the image, ``envFrom`` a ConfigMap in the same file, ``runAsUser``,
+  ``readOnlyRootFilesystem``, dropped capabilities, ``resources``, a claim (as a
+  named volume that ``kube down`` leaves behind), ports;
+- ignores: ``terminationGracePeriodSeconds`` (it stops with 10 s, like podman stop),
+  ``runAsNonRoot``, ``strategy``, ``replicas`` beyond what fits, Services, and the
+  probes' schedule: without systemd it never runs them, and it turns an httpGet probe
+  on a named port into ``curl http://localhost:0/...`` (the probes here are read with
+  `podman exec` instead);
+- ``imagePullPolicy`` is honoured, and a pull fails offline: the copy played here
+  says IfNotPresent. Every containerPort is published on 0.0.0.0 at the same port:
+  the copy binds 127.0.0.1 and a free port instead.
+- ``kube down`` SIGKILLs the pod without SIGTERM in this version: the test stops the
+  pod with `podman pod stop` first, as a user should.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ._manifests import Doc, render
+from ._podman import APP_UID, HEALTH_PORT, STATE_DIR, Container, podman, unique, volume_path
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Played:
+    """One `kube play` of the rendered staging overlay, adjusted to run here."""
+
+    def __init__(self, image: str, tmp_path: Path) -> None:
+        self.image = image
+        self.name = unique("counter")
+        self.claim = f"{self.name}-state"
+        self.host_port = free_port()
+        self.docs = render("staging")
+        for doc in self.docs:
+            if doc["kind"] == "Deployment":
+                self.adjust(doc)
+            if doc["kind"] == "PersistentVolumeClaim":
+                doc["metadata"]["name"] = self.claim
+        self.file = tmp_path / "staging.yaml"
+        self.file.write_text(yaml.safe_dump_all(self.docs))
+        self.pod = f"{self.name}-pod-0"
+        podman("kube", "play", str(self.file), timeout=120)
+        self.container = Container(f"{self.pod}-counter")
+
+    def adjust(self, deployment: Doc) -> None:
+        deployment["metadata"]["name"] = self.name
+        pod = deployment["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        container["image"] = self.image
+        container["imagePullPolicy"] = "IfNotPresent"
+        for port in container["ports"]:
+            port.update(hostIP="127.0.0.1", hostPort=self.host_port)
+        for volume in pod["volumes"]:
+            if "persistentVolumeClaim" in volume:
+                volume["persistentVolumeClaim"]["claimName"] = self.claim
+
+    def config(self) -> dict[str, str]:
+        data: dict[str, str] = next(d for d in self.docs if d["kind"] == "ConfigMap")["data"]
+        return data
+
+    def down(self) -> None:
+        podman("pod", "stop", "--time", "0", self.pod, check=False)
+        podman("kube", "down", str(self.file), check=False)
+        podman("volume", "rm", "--force", self.claim, check=False)
+        self.container.logs.close()
+
+
+@pytest.fixture
+def played(image: str, tmp_path: Path) -> Iterator[Played]:
+    run = Played(image, tmp_path)
+    yield run
+    run.down()
+
+
+def test_kube_play_of_staging_runs_as_the_manifest_says_and_stops_cleanly(played: Played) -> None:
+    container = played.container
+    container.logs.expect("counter started")
+    # The ConfigMap reached graceful: staging logs at DEBUG (the image says INFO).
+    assert played.config()["GRACEFUL_LOG_LEVEL"] == "DEBUG"
+    container.logs.expect("graceful DEBUG:")
+    env = dict(line.split("=", 1) for line in container.exec("env").stdout.splitlines())
+    for key, value in played.config().items():
+        assert env[key] == value
+    # The security context: the image's uid, a read-only root, no capabilities.
+    assert {p["uid"] for p in container.processes()} == {APP_UID}
+    touch = container.exec("touch", "/written", check=False)
+    assert touch.returncode != 0 and "Read-only file system" in touch.stderr
+    status = container.exec("grep", "-E", "^CapEff|^NoNewPrivs", "/proc/self/status").stdout
+    assert status.split() == ["CapEff:", "0000000000000000", "NoNewPrivs:", "1"]
+    container.logs.expect("jobs_done=2")
+
+    started = time.monotonic()
+    podman("pod", "stop", played.pod, timeout=40)  # SIGTERM, then SIGKILL after 10 s
+    elapsed = time.monotonic() - started
+    assert int(container.inspect("{{.State.ExitCode}}")) == 0, container.logs.text()
+    assert elapsed < float(played.config()["GRACEFUL_GRACE"])
+    saved = container.logs.expect("saved jobs_done=")
+    count = int(saved.split("jobs_done=")[1].split()[0])
+    state = volume_path(played.claim) / "counter.json"
+    assert json.loads(state.read_text()) == {"jobs_done": count}
+    assert STATE_DIR in saved
+
+
+def test_kube_play_of_staging_serves_the_health_endpoints(played: Played) -> None:
+    container = played.container
+    container.logs.expect("counter started")
+    assert container.http_get("/readyz")[0] == 200
+    assert container.http_get("/livez")[0] == 200
+    # From the host, through the port the copy published on 127.0.0.1.
+    url = f"http://127.0.0.1:{played.host_port}/readyz"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        assert response.status == 200
+    assert container.exec("python", "-m", "graceful", "probe", "ready").returncode == 0
+    assert HEALTH_PORT == int(played.config()["GRACEFUL_HEALTH_PORT"])
