@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ._readiness import readiness_check as readiness_check
     from ._readiness import set_ready as set_ready
     from ._runtime import is_shutting_down as is_shutting_down
+    from ._runtime import protect as protect
     from ._runtime import request_shutdown as request_shutdown
     from ._runtime import run as run
     from ._runtime import wait_for_shutdown as wait_for_shutdown
@@ -32,6 +33,7 @@ _WHERE = {
     "request_shutdown": "_runtime",
     "is_shutting_down": "_runtime",
     "wait_for_shutdown": "_runtime",
+    "protect": "_runtime",
     "on_shutdown": "_hooks",
     "ShutdownContext": "_hooks",
     "set_ready": "_readiness",
@@ -48,6 +50,7 @@ __all__ = (
     "request_shutdown",
     "is_shutting_down",
     "wait_for_shutdown",
+    "protect",
     "ShutdownContext",
     "set_ready",
     "readiness_check",

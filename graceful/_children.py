@@ -140,8 +140,15 @@ class Descendants:
     process once found stays tracked even after it is re-parented elsewhere.
     """
 
-    def __init__(self, root: int | None = None, *, use_pidfd: bool = _HAVE_PIDFD) -> None:
+    def __init__(
+        self,
+        root: int | None = None,
+        *,
+        use_pidfd: bool = _HAVE_PIDFD,
+        exclude: Iterable[int] = (),
+    ) -> None:
         self.root = os.getpid() if root is None else root
+        self.exclude = set(exclude)  # processes that are not ours to stop
         self._use_pidfd = use_pidfd and _HAVE_PIDFD
         self._fds: dict[int, int] = {}  # pid -> pidfd
         self._procs: dict[int, Any] = {}  # pid -> psutil.Process (fallback)
@@ -151,7 +158,7 @@ class Descendants:
         new: list[int] = []
         if self._use_pidfd:
             for pid in descendant_pids(self.root):
-                if pid in self._fds:
+                if pid in self._fds or pid in self.exclude:
                     continue
                 try:
                     self._fds[pid] = os.pidfd_open(pid)
@@ -166,7 +173,7 @@ class Descendants:
         except psutil.NoSuchProcess:
             return new
         for proc in procs:
-            if proc.pid not in self._procs:
+            if proc.pid not in self._procs and proc.pid not in self.exclude:
                 self._procs[proc.pid] = proc
                 new.append(proc.pid)
         return new

@@ -182,7 +182,7 @@ def main(
         from ._runtime import execute
 
         sys.argv = [spec, *app_args]
-        return execute(config, lambda: load_target(module_name, attr), unblock=blocked)
+        return execute(config, lambda: load_target(module_name, attr), unblock=blocked, cli=True)
     except GracefulError as exc:
         sys.stderr.write(f"graceful: error: {exc}\n")
         return exc.exit_code

@@ -7,10 +7,13 @@ grace window does, so the process is gone before the orchestrator's SIGKILL.
 The watchdog is the backstop for what no cooperative code can bound: a coroutine
 that blocks the loop thread, a hook or import stuck in C code, a non-daemon thread
 that never returns. It is a daemon thread started before the app is imported, so
-arming it from a signal handler only sets an Event (starting a thread inside a
-signal handler could deadlock on the threading module's own locks). When it
-fires it writes one line with ``os.write`` (the logging locks may be held by the
-stuck thread), SIGKILLs the app's descendants and calls ``os._exit``.
+arming it from a signal handler only writes a byte to a pipe (starting a thread,
+or setting an Event, inside a signal handler could deadlock on a lock the
+interrupted code holds). When it fires it writes the stack of the main thread and
+one line with ``os.write`` (the logging locks may be held by the stuck thread),
+SIGKILLs the app's descendants and calls ``os._exit``. Under ``python -m graceful``
+it stays armed while the interpreter exits, so a blocking ``atexit`` handler
+cannot keep the process past the window either.
 """
 
 from __future__ import annotations
@@ -64,42 +67,59 @@ class Deadline:
 
 
 class Watchdog:
-    """Calls ``on_expire`` at ``deadline.hard_at`` unless closed before."""
+    """Calls ``on_expire`` at ``deadline.hard_at`` unless closed before.
+
+    Woken through a pipe rather than a ``threading.Event``: ``arm()`` runs inside a
+    signal handler, which may interrupt the main thread while it holds the very
+    lock an Event's ``set()`` needs (a nested handler would then deadlock);
+    ``os.write`` takes no lock.
+    """
 
     def __init__(self, on_expire: Callable[[], None]) -> None:
         self._on_expire = on_expire
         self._deadline: Deadline | None = None
-        self._wake = threading.Event()
         self._closed = False
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._w, False)
         self._thread = threading.Thread(target=self._watch, name="graceful-watchdog", daemon=True)
         self._thread.start()
 
     def arm(self, deadline: Deadline) -> None:
         """Start counting. Safe to call from a signal handler."""
         self._deadline = deadline
-        self._wake.set()
+        self._poke()
 
     def close(self) -> None:
         """Stop watching; the process will not be ended by this watchdog."""
         self._closed = True
-        self._wake.set()
+        self._poke()
         self._thread.join()
+        os.close(self._r)
+        os.close(self._w)
+
+    def _poke(self) -> None:
+        try:
+            os.write(self._w, b"!")
+        except OSError:  # the pipe is full: the thread has a wake-up pending anyway
+            pass
 
     def _watch(self) -> None:
-        self._wake.wait()
+        import select
+
+        timeout: float | None = None
         while True:
-            # Clear before looking at _closed: a close() racing with us either is
-            # seen here or leaves the Event set, so the wait below returns at once.
-            self._wake.clear()
+            readable, _, _ = select.select([self._r], [], [], timeout)
+            if readable:
+                os.read(self._r, 512)
             if self._closed:
                 return
             deadline = self._deadline
-            assert deadline is not None
-            left = deadline.hard_at - deadline.clock()
-            if left <= 0:
+            if deadline is None:
+                continue
+            timeout = deadline.hard_at - deadline.clock()
+            if timeout <= 0:
                 self._on_expire()
                 return
-            self._wake.wait(left)
 
 
 def write_stderr(line: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 EXIT_OK = 0
 EXIT_FAILURE = 1  # the app failed, a hook failed or timed out, or the deadline was hit
 EXIT_USAGE = 2  # bad options, or a MODULE:ATTR that cannot be found
@@ -32,3 +34,27 @@ class TargetError(UsageError):
 class NotRunningError(GracefulError):
     """Raised by ``request_shutdown()`` and ``wait_for_shutdown()`` when no
     ``graceful.run()`` (or ``python -m graceful``) is running in this process."""
+
+
+class ExitCall:
+    """``sys.exit()`` called inside ``main``: its argument, kept apart from a return value."""
+
+    __slots__ = ("code",)
+
+    def __init__(self, code: object) -> None:
+        self.code = code
+
+
+def exit_code_of(value: object) -> int:
+    """What ``sys.exit(value)`` would exit with (and print, for a message)."""
+    if isinstance(value, (SystemExit, ExitCall)):
+        value = value.code
+    elif isinstance(value, BaseException):
+        return value.exit_code if isinstance(value, GracefulError) else EXIT_FAILURE
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return int(value)
+    sys.stderr.write(f"{value}\n")
+    sys.stderr.flush()
+    return EXIT_FAILURE

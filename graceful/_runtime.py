@@ -8,11 +8,17 @@ records the signal, arms the watchdog and wakes the loop with
 ``call_soon_threadsafe`` (as ``asyncio.Runner`` does for SIGINT); the shutdown
 itself runs on the loop. A second SIGINT is the one exception: it ends the
 process from the handler, because a person at a terminal wants it gone now.
+Libraries that replace the handler are dealt with in ``_signals``.
 
 Handlers are installed before the app module is imported, so a signal during a
 slow import starts the shutdown as soon as the import returns (and the watchdog
 bounds the import itself). Nothing is ever set to SIG_IGN: children would
 inherit it.
+
+A stop has two steps before the six phases: readiness fails at the trigger
+itself (in the signal handler), and with ``--drain-delay`` the app keeps running
+for the delay while ``main`` still runs; only then does ``wait_for_shutdown()``
+return and the sequence (``_shutdown``) start.
 """
 
 from __future__ import annotations
@@ -27,28 +33,35 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+from weakref import WeakSet
 
 from ._children import descendant_pids, kill_each
-from ._config import Config
+from ._config import Config, source_example
 from ._deadline import Deadline, Watchdog, write_stderr
 from ._errors import (
     EXIT_FAILURE,
     EXIT_FORCED,
-    GracefulError,
+    ExitCall,
     NotRunningError,
     TargetError,
     UsageError,
+    exit_code_of,
 )
-from ._hooks import take_hooks
+from ._hooks import ShutdownContext, take_hooks
 from ._readiness import state as readiness
 from ._shutdown import blocking_threads, shutdown
+from ._signals import SignalGuard
+from ._stacks import thread_stack
+from ._tasks import TaskWatch, in_app
 
 log = logging.getLogger("graceful")
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+T = TypeVar("T")
 
 Main = Callable[[], Awaitable[Any]] | Coroutine[Any, Any, Any]
+
+EXIT_INTERRUPTED = 130  # KeyboardInterrupt raised inside a task (128 + SIGINT)
 
 _current: Run | None = None
 
@@ -56,18 +69,35 @@ _current: Run | None = None
 class Run:
     """The state of one ``graceful.run()``: what started the shutdown, and when."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, embedded: bool = False) -> None:
         self.config = config
+        self.embedded = embedded
+        """Running inside somebody else's loop (``graceful.testing``): never exit the
+        process, touch only the app's own tasks and children."""
         self.deadline: Deadline | None = None
         self.reason = ""
         self.signal: signal.Signals | None = None
         self.exit_code = 0
         self.sigints = 0
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.stop_event: asyncio.Event | None = None
+        self.begun: asyncio.Event | None = None  # a stop began (set at the trigger)
+        self.stop_event: asyncio.Event | None = None  # the sequence began (phase 1)
         self.load_error: BaseException | None = None
-        self.watchdog = Watchdog(self._deadline_reached)
+        self.main_task: asyncio.Task[Any] | None = None
+        self.main_started = False
+        self.main_listens = False
+        self.main_accounted = False  # main's end already decided the exit code
+        self.listeners: WeakSet[asyncio.Task[Any]] = WeakSet()
+        self.protected: WeakSet[asyncio.Future[Any]] = WeakSet()
+        self.drain_end: float | None = None
+        self.notes: dict[str, int] = {}
+        self.failures: set[str] = set()
+        self.excluded_pids: set[int] = set()
+        self.deadline_missed = False
         self._once = threading.Lock()
+        self.watchdog = Watchdog(self._deadline_reached)
+        self.guard = SignalGuard(self.handle_signal, self._library_drains)
+        self.tasks = TaskWatch(self._task_died, lambda: self.deadline is not None)
         self.executor = ThreadPoolExecutor(thread_name_prefix="graceful-executor")
 
     # -- starting the shutdown ---------------------------------------------------------
@@ -92,7 +122,8 @@ class Run:
     def handle_signal(self, signum: int, frame: FrameType | None) -> None:
         """The SIGTERM/SIGINT handler: record, arm the deadline, wake the loop."""
         sig = signal.Signals(signum)
-        if sig == signal.SIGINT:
+        echo = self.guard.is_echo(signum)
+        if sig == signal.SIGINT and not echo:
             self.sigints += 1
             if self.sigints >= 2:
                 force_exit(EXIT_FORCED, "second SIGINT")
@@ -100,14 +131,16 @@ class Run:
         loop = self.loop
         if loop is not None:
             try:
-                loop.call_soon_threadsafe(self._signal_seen, sig, first)
+                loop.call_soon_threadsafe(self._signal_seen, sig, first, echo)
             except RuntimeError:  # the loop is closing: the shutdown is under way anyway
                 pass
 
-    def _signal_seen(self, sig: signal.Signals, first: bool) -> None:
+    def _signal_seen(self, sig: signal.Signals, first: bool, echo: bool) -> None:
         if first:
-            log.info("%s received: shutting down within %.1f s", sig.name, self.config.grace)
+            log.info("%s received: shutting down within %g s", sig.name, self.config.grace)
             self._wake()
+        elif echo:
+            log.debug("%s raised again by the library whose handler was called; ignored", sig.name)
         elif sig == signal.SIGINT:
             log.warning("SIGINT received during shutdown; press Ctrl-C again to force exit")
         else:
@@ -119,40 +152,127 @@ class Run:
             self._wake()
 
     def _wake(self) -> None:
-        if self.stop_event is not None:
-            self.stop_event.set()
+        if self.begun is not None:
+            self.begun.set()
 
     def _deadline_reached(self) -> None:
         """Runs on the watchdog thread at the hard deadline."""
+        if self.embedded:
+            self.deadline_missed = True
+            write_stderr(f"graceful: deadline of {self.config.grace:g} s reached (embedded run)")
+            return
+        stack = thread_stack(threading.main_thread().ident)
+        write_stderr(f"graceful: the main thread at the deadline (innermost last):\n{stack}")
         force_exit(
             EXIT_FAILURE,
             f"deadline of {self.config.grace:g} s after {self.reason} reached"
             " with the shutdown still running (a blocked loop, import or thread)",
         )
 
+    def _library_drains(self) -> None:
+        # A library took the stop handlers (uvicorn's Server.serve(), ...): it drains on
+        # its own when called at phase 1, and main returns once it has; wait for it.
+        self.main_listens = True
+
+    def _task_died(self, task: asyncio.Task[Any], error: BaseException) -> None:
+        policy = self.config.task_errors
+        then = (
+            "starting the shutdown (--task-errors shutdown)"
+            if policy == "shutdown"
+            else "the service runs on without it; --task-errors shutdown would stop it instead"
+        )
+        log.error(
+            "task %r died of %s and nothing took its result; %s",
+            task.get_name(),
+            type(error).__name__,
+            then,
+            exc_info=(type(error), error, error.__traceback__),
+        )
+        if policy == "shutdown":
+            self.request(EXIT_FAILURE, f"task {task.get_name()!r} raised {type(error).__name__}")
+
+    def escaped(self, exc: BaseException) -> None:
+        """SystemExit or KeyboardInterrupt raised inside a task left the event loop:
+        start the sequence with its exit code instead of skipping it."""
+        code = EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else exit_code_of(exc)
+        what = type(exc).__name__ + (f"({exc.code!r})" if isinstance(exc, SystemExit) else "")
+        log.error("%s was raised inside a task; running the shutdown sequence", what)
+        if not self.trigger(f"{what} in a task", None, code) and code and not self.exit_code:
+            self.exit_code = code
+        self._wake()
+
+    def context(self) -> ShutdownContext:
+        assert self.deadline is not None
+        return ShutdownContext(
+            self.reason,
+            self.signal,
+            self.exit_code,
+            self.deadline,
+            main_started=self.main_started,
+            drain_end=self.drain_end,
+        )
+
+    def note(self, what: str, count: int, *, failure: bool = True) -> None:
+        """Add ``count`` to a figure of the summary line (e.g. "requests cut"); a
+        ``failure`` figure above 0 makes the exit code 1 (unless the app's is non-zero)."""
+        self.notes[what] = self.notes.get(what, 0) + count
+        if failure:
+            self.failures.add(what)
+
     # -- the app ------------------------------------------------------------------------
 
     async def main(self, target: Main | None) -> int:
-        self.loop = asyncio.get_running_loop()
-        self.loop.set_default_executor(self.executor)
+        loop = self.loop = asyncio.get_running_loop()
+        if not self.embedded:
+            loop.set_default_executor(self.executor)
+        self.begun = asyncio.Event()
         self.stop_event = asyncio.Event()
-        if self.deadline is not None:  # a signal came during the import
-            log.info("%s received while starting: shutting down", self.reason)
-            self.stop_event.set()
-        main_task: asyncio.Task[Any] | None = None
-        if self.load_error is not None:
-            self.trigger("the app failed to start", None, _code_for(self.load_error))
-        elif self.deadline is None and target is not None:
-            main_task = asyncio.ensure_future(_call_main(target))
-            readiness.main_running = True
-            stop = asyncio.ensure_future(self.stop_event.wait())
-            await asyncio.wait({main_task, stop}, return_when=asyncio.FIRST_COMPLETED)
-            stop.cancel()
-            if main_task.done():
-                self._main_finished(main_task)
-        return await shutdown(self, main_task)
+        if self.config.handle_signals:
+            self.guard.watch(loop)
+        self.tasks.install(loop)
+        try:
+            if self.deadline is not None:  # a signal came during the import
+                log.info("%s received while starting: shutting down", self.reason)
+            if self.load_error is not None:
+                self.trigger("the app failed to start", None, exit_code_of(self.load_error))
+            elif self.deadline is None and target is not None:
+                await self._run_main(target)
+            return await shutdown(self)
+        finally:
+            self.tasks.uninstall()
+            self.guard.stop_watching()
+
+    async def _run_main(self, target: Main) -> None:
+        assert self.begun is not None and self.deadline is None
+        token = in_app.set(True)
+        try:
+            task = self.main_task = asyncio.ensure_future(_call_main(self, target))
+        finally:
+            in_app.reset(token)
+        self.tasks.exempt.add(task)
+        task.set_name(f"main ({_describe(target)})")
+        begun = asyncio.ensure_future(self.begun.wait())
+        await asyncio.wait({task, begun}, return_when=asyncio.FIRST_COMPLETED)
+        begun.cancel()
+        if task.done():
+            self._main_finished(task)
+            return
+        delay = self.config.drain_delay
+        if delay > 0:
+            # 0. The drain delay: readiness already fails; main keeps running so that
+            #    the requests the balancers still send are served until they stop.
+            assert self.deadline is not None
+            log.info(
+                "draining for %g s: /readyz fails, the app keeps serving; the sequence starts"
+                " after it",
+                delay,
+            )
+            await asyncio.wait({task}, timeout=min(delay, self.deadline.time_left()))
+            if task.done():
+                log.info("main finished during the drain delay; starting the sequence now")
 
     def _main_finished(self, task: asyncio.Task[Any]) -> None:
+        self.main_accounted = True
         if task.cancelled():
             self.trigger("main was cancelled", None, EXIT_FAILURE)
             return
@@ -162,26 +282,37 @@ class Run:
             self.trigger("main raised", None, EXIT_FAILURE)
             return
         result = task.result()
-        code = result if isinstance(result, int) and not isinstance(result, bool) else 0
-        self.trigger("main returned", None, code)
+        if isinstance(result, ExitCall):
+            self.trigger(f"main called sys.exit({result.code!r})", None, exit_code_of(result))
+        else:
+            self.trigger("main returned", None, exit_code_of(result))
 
 
-async def _call_main(target: Main) -> Any:
+async def _call_main(run: Run, target: Main) -> Any:
+    run.main_started = True
+    readiness.main_running = True
     try:
         result: Any = target() if callable(target) else target
-        return (await result) if inspect.isawaitable(result) else result
+        if inspect.isawaitable(result):
+            return await result
+        if callable(target):
+            log.warning(
+                "main %s is not async: it ran on the event loop's thread, and the loop (and"
+                " with it the shutdown sequence) waited until it returned; define it with"
+                " async def",
+                _describe(target),
+            )
+        return result
     except SystemExit as exc:  # sys.exit() inside main: an exit code, not a crash
-        return _code_for(exc)
+        return ExitCall(exc.code)
 
 
-def _code_for(exc: BaseException) -> int:
-    if isinstance(exc, SystemExit):
-        if exc.code is None or isinstance(exc.code, int):
-            return exc.code or 0
-        return EXIT_FAILURE
-    if isinstance(exc, GracefulError):
-        return exc.exit_code
-    return EXIT_FAILURE
+def _describe(target: object) -> str:
+    if inspect.iscoroutine(target):
+        return getattr(target, "__qualname__", repr(target))
+    module = getattr(target, "__module__", None)
+    name = getattr(target, "__qualname__", None) or repr(target)
+    return f"{module}:{name}" if module else name
 
 
 def force_exit(code: int, why: str) -> None:
@@ -207,8 +338,13 @@ def execute(
     load: Callable[[], Main],
     *,
     unblock: frozenset[signal.Signals] = frozenset(),
+    cli: bool = False,
 ) -> int:
-    """Run the app that ``load()`` imports, with the whole shutdown machinery."""
+    """Run the app that ``load()`` imports, with the whole shutdown machinery.
+
+    ``cli``: the process ends right after (``python -m graceful``), so the stop
+    handlers and the watchdog stay in place while the interpreter exits.
+    """
     global _current
     if _current is not None:
         raise UsageError("graceful.run() is already running in this process; call it only once")
@@ -226,16 +362,20 @@ def execute(
             "graceful.run() must be called from the main thread to handle SIGTERM/SIGINT;"
             " call it there, or pass handle_signals=False"
         )
-    new_loop = loop_factory(config.loop)
+    new_loop = loop_factory(config)
     configure_logging(config.log_level)
+    if not cli and os.getpid() == 1:
+        log.warning(
+            "graceful.run() is PID 1 but runs no init: orphans will not be reaped and"
+            " signals without a handler are dropped; start the app with"
+            " python -m graceful MODULE:ATTR instead, which runs graceful's init"
+        )
     run = Run(config)
     readiness.begin(config.readiness)
-    previous: dict[signal.Signals, Any] = {}
     _current = run
     try:
         if config.handle_signals:
-            for sig in STOP_SIGNALS:
-                previous[sig] = signal.signal(sig, run.handle_signal)
+            run.guard.install()
             if unblock:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, unblock)
         target: Main | None = None
@@ -246,14 +386,14 @@ def execute(
             # registered do not run (a state-saving hook would save an empty state).
             take_hooks()
             raise
-        except Exception as exc:  # the app's own import failed: its hooks do run
+        except Exception as exc:  # the app's own import failed
             run.load_error = exc
             log.error("the app failed to start", exc_info=exc)
         except SystemExit as exc:
             run.load_error = exc
         loop = new_loop()
         try:
-            code = loop.run_until_complete(run.main(target))
+            code = _run_until_done(loop, run, target)
         finally:
             run.loop = None
             loop.close()
@@ -267,25 +407,46 @@ def execute(
         flush_logging()
         return code
     finally:
-        run.watchdog.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        _current = None
+        if not cli:
+            run.watchdog.close()
+            run.guard.restore()
+            _current = None
 
 
-def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+def _run_until_done(loop: asyncio.AbstractEventLoop, run: Run, target: Main | None) -> int:
+    whole = loop.create_task(run.main(target))
+    while True:
+        try:
+            return loop.run_until_complete(whole)
+        except (SystemExit, KeyboardInterrupt) as exc:
+            if whole.done():
+                raise
+            run.escaped(exc)  # and go on running the loop: the sequence comes next
+
+
+def loop_factory(config: Config) -> Callable[[], asyncio.AbstractEventLoop]:
+    name = config.loop
     if name in ("auto", "uvloop"):
         try:
             import uvloop
         except ImportError:
             if name == "uvloop":
+                spelling = config.spelling("loop")
                 raise UsageError(
-                    "--loop uvloop needs the uvloop package: pip install"
-                    " 'graceful-runtime[uvloop]', or use --loop asyncio"
+                    f"{spelling} uvloop needs the uvloop package: pip install"
+                    f" 'graceful-runtime[uvloop]', or use"
+                    f" {source_example(spelling, repr('asyncio') if spelling == 'loop' else 'asyncio')}"
                 ) from None
         else:
+            log.debug(
+                "event loop: uvloop %s (%s %s)",
+                getattr(uvloop, "__version__", "?"),
+                config.spelling("loop"),
+                name,
+            )
             factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
             return factory
+    log.debug("event loop: asyncio (%s %s)", config.spelling("loop"), name)
     return asyncio.new_event_loop
 
 
@@ -335,15 +496,25 @@ def run(
     """Run ``main`` (an async function, or a coroutine) until it returns or a stop
     signal arrives, then shut down within ``grace`` seconds; return the exit code.
 
-    Use as ``sys.exit(graceful.run(main))``. The shutdown sequence, started by
-    SIGTERM, SIGINT, ``request_shutdown()`` or ``main`` returning or raising:
+    Use as ``sys.exit(graceful.run(main))``. A stop is started by SIGTERM, SIGINT,
+    ``request_shutdown()``, or ``main`` returning or raising. At once, readiness
+    fails; with ``drain_delay`` the app then keeps running for the delay (while
+    ``main`` runs). Then the sequence, inside ``grace``:
 
-    1. Mark shutting down; wake ``wait_for_shutdown()`` waiters and let them run.
+    1. Announce: ``wait_for_shutdown()`` returns; libraries that had taken the
+       signal handlers are called; the budget is split (drain: 60 % of the time
+       left; cancellation: half of the rest; hooks: what remains).
     2. Send SIGTERM to every descendant process, so they use the window too.
-    3. Cancel ``main`` and wait for it to unwind, then every other task; at most
-       half of the time left. Tasks that refuse are named, with their stacks.
-    4. Run the ``@on_shutdown`` hooks, last registered first, each bounded by
-       ``min(its timeout, time left)``; a failing or hung hook does not stop the next.
+    3. Drain, then cancel: ``main`` (if it awaits ``wait_for_shutdown()`` itself or
+       runs a server through an integration), the tasks woken by
+       ``wait_for_shutdown()`` and ``protect()``-ed work get the drain budget to
+       finish on their own; a ``main`` that does not listen is cancelled at once.
+       What is still running at the end of the drain is cut (cancelled, counted as
+       a failure), then every other task is cancelled. Tasks that refuse are
+       named, with their stacks.
+    4. Run the ``@on_shutdown`` hooks (only if ``main`` started, or registered with
+       ``always=True``), last registered first, each bounded by its timeout, the
+       time left and a fair share; a failing or hung hook does not stop the next.
     5. Wait for the descendants until the deadline, SIGKILL the rest. Nothing is
        reaped here, so the app's own ``subprocess``/asyncio children keep their
        exit statuses.
@@ -370,10 +541,13 @@ def run(
 
 
 def request_shutdown(exit_code: int = 0, reason: str = "requested") -> None:
-    """Start the shutdown sequence from code; later calls are ignored.
+    """Start the shutdown as a SIGTERM would (drain delay included, libraries that
+    took the signal handlers told to stop); later calls are ignored.
 
     Safe to call from any thread. Raises :class:`NotRunningError` outside ``run()``.
     """
+    if isinstance(exit_code, bool) or not isinstance(exit_code, int):
+        raise UsageError(f"request_shutdown(exit_code=...) must be an int, got {exit_code!r}")
     run = _require_run("request_shutdown()")
     loop = run.loop
     if loop is None or _in_loop_thread(loop):
@@ -383,21 +557,59 @@ def request_shutdown(exit_code: int = 0, reason: str = "requested") -> None:
 
 
 def is_shutting_down() -> bool:
-    """True once the shutdown sequence has started (False when nothing runs)."""
+    """True from the first instant of a stop (drain delay included); False when
+    nothing runs."""
     return _current is not None and _current.deadline is not None
 
 
-async def wait_for_shutdown() -> None:
-    """Return when the shutdown starts.
+async def wait_for_shutdown() -> ShutdownContext:
+    """Return when the shutdown sequence starts (after the drain delay), with its
+    :class:`ShutdownContext`: ``drain_time_left()`` is the time this code has to
+    finish its work before graceful cancels it.
 
-    Code waiting here runs before any task is cancelled (phase 1), so a server can
-    stop accepting work first. **Cancellation:** like any await, it raises
-    CancelledError when its task is cancelled in phase 3.
+    Code waiting here runs before any task is cancelled. A task that returns from
+    here is given the drain budget to finish; when ``main`` itself awaits it,
+    ``main`` is given the drain budget too instead of being cancelled at once.
+
+    **Cancellation:** like any await, it raises CancelledError when its task is
+    cancelled. **Deadline:** none of its own; it returns at the sequence's start.
     """
     run = _require_run("wait_for_shutdown()")
     if run.stop_event is None:
         raise NotRunningError("wait_for_shutdown() must be awaited inside the app run by graceful")
+    task = asyncio.current_task()
+    if task is not None:
+        listen(run, task)
     await run.stop_event.wait()
+    return run.context()
+
+
+def listen(run: Run, task: asyncio.Task[Any]) -> None:
+    """Mark ``task`` as one that will finish on its own after the stop (drain budget)."""
+    if task is run.main_task:
+        run.main_listens = True
+    else:
+        run.listeners.add(task)
+
+
+def protect(aw: Awaitable[T]) -> Awaitable[T]:
+    """Keep ``aw`` running through a stop until the drain budget ends, instead of
+    cancelling it with the task that awaits it.
+
+    Use as ``await graceful.protect(save(order))``. The work runs in a task of its
+    own; the awaiting task may still be cancelled (it then gets CancelledError while
+    the work goes on). **Deadline:** protected work still running when the drain
+    budget (60 % of the sequence) ends is cancelled and reported as cut.
+    """
+    run = _require_run("protect()")
+    task = asyncio.ensure_future(aw)
+    run.protected.add(task)
+    return asyncio.shield(task)
+
+
+def current_run() -> Run:
+    """The run in progress, for graceful's integrations."""
+    return _require_run("graceful")
 
 
 def _require_run(what: str) -> Run:

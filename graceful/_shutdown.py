@@ -2,12 +2,18 @@
 
 Every phase logs one line with what it did and how long it took; the results are
 gathered into the summary line and the exit code.
+
+The budget, as shares of the time left when the sequence starts (the grace minus
+the drain delay and the safety margin): the drain (phase 3, first part) may use
+``DRAIN_SHARE``; cancelling what is left may use ``CANCEL_SHARE`` of what remains
+after it; the hooks get the rest, and every unused second flows to the next step.
+With a 10 s grace and no drain delay: drain up to 5.7 s, cancellation up to 1.9 s,
+hooks at least 1.9 s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import signal
 import threading
@@ -16,49 +22,66 @@ from typing import TYPE_CHECKING, Any
 
 from ._children import Descendants
 from ._deadline import KILL_RESERVE, Deadline
-from ._errors import EXIT_FAILURE
-from ._hooks import HookResults, ShutdownContext, run_hooks, take_hooks, task_stack
+from ._errors import EXIT_FAILURE, exit_code_of
+from ._hooks import HookResults, run_hooks, take_hooks
+from ._stacks import task_stack
 
 if TYPE_CHECKING:
     from ._runtime import Run
 
 log = logging.getLogger("graceful")
 
-TASK_SHARE = 0.5
-"""Phase 3 may use at most this share of the time left, so the hooks always get the rest."""
+DRAIN_SHARE = 0.6
+"""Phase 3's drain may use this share of the sequence's time."""
+CANCEL_SHARE = 0.5
+"""Cancelling the remaining tasks may use this share of what the drain left."""
 
 
-@dataclasses.dataclass
 class Outcome:
-    tasks_cancelled: int = 0
-    tasks_stuck: list[str] = dataclasses.field(default_factory=list)
-    main_error: bool = False
-    hooks: HookResults = dataclasses.field(default_factory=HookResults)
-    children_terminated: int = 0
-    children_killed: int = 0
-    threads_left: list[str] = dataclasses.field(default_factory=list)
+    """What the sequence did; the summary line and the exit code are made from it."""
+
+    def __init__(self) -> None:
+        self.drain_waited: list[str] = []
+        self.drain_cut: list[str] = []
+        self.drain_took = 0.0
+        self.tasks_cancelled = 0
+        self.tasks_stuck: list[str] = []
+        self.main_error = False
+        self.hooks = HookResults()
+        self.children_terminated = 0
+        self.children_killed = 0
+        self.threads_left: list[str] = []
+        self.noted_failures: list[str] = []  # e.g. "requests cut", from an integration
 
     def failed(self) -> bool:
         h = self.hooks
         return bool(
             self.main_error
+            or self.drain_cut
             or self.tasks_stuck
             or h.failed
             or h.timed_out
             or self.children_killed
             or self.threads_left
+            or self.noted_failures
         )
 
 
-async def shutdown(run: Run, main_task: asyncio.Task[Any] | None) -> int:
+async def shutdown(run: Run) -> int:
     deadline = run.deadline
-    assert deadline is not None
+    assert deadline is not None and run.stop_event is not None
+    keep_logger_enabled()
     out = Outcome()
-    children = Descendants()
+    children = Descendants(exclude=run.excluded_pids)
     try:
-        # 1. Mark shutting down (done by the trigger); let wait_for_shutdown() waiters run.
-        with _phase(deadline, 1, "stop announced to wait_for_shutdown() waiters"):
+        # 1. Announce: wait_for_shutdown() returns, libraries that took the signal
+        #    handlers are told to stop, and the drain budget is set.
+        with _phase(deadline, 1, "stop announced") as note:
+            run.drain_end = deadline.clock() + deadline.time_left() * DRAIN_SHARE
+            run.stop_event.set()
+            run.guard.call_foreign()
             await asyncio.sleep(0)
+            note(f"drain budget {deadline.time_left() * DRAIN_SHARE:.2f} s")
 
         # 2. SIGTERM to every descendant now, so they use the window in parallel with us.
         with _phase(deadline, 2, "children sent SIGTERM") as note:
@@ -66,19 +89,28 @@ async def shutdown(run: Run, main_task: asyncio.Task[Any] | None) -> int:
             out.children_terminated = len(children.send(signal.SIGTERM))
             note(str(out.children_terminated))
 
-        # 3. Cancel main, let it unwind; then every other task. Bounded by a share of the time.
-        with _phase(deadline, 3, "tasks cancelled") as note:
-            await _cancel_tasks(deadline, main_task, out)
-            note(f"{out.tasks_cancelled}, {len(out.tasks_stuck)} stuck")
+        # 3. Drain: what listens for the stop finishes on its own within the drain
+        #    budget; then everything still running is cancelled, within its share.
+        with _phase(deadline, 3, "tasks drained and cancelled") as note:
+            await _drain(run, deadline, out)
+            await _cancel_tasks(run, deadline, out)
+            _main_result(run, out)
+            note(
+                f"drained {len(out.drain_waited)} in {out.drain_took:.2f} s,"
+                f" {len(out.drain_cut)} cut; {out.tasks_cancelled} cancelled,"
+                f" {len(out.tasks_stuck)} stuck"
+            )
 
-        # 4. Hooks, last registered first, each bounded by min(its timeout, time left).
+        # 4. Hooks, last registered first, each bounded (own timeout, time left, fair share);
+        #    only for an app whose main started, unless registered with always=True.
         hooks = take_hooks()
         with _phase(deadline, 4, "hooks run") as note:
-            ctx = ShutdownContext(run.reason, run.signal, run.exit_code, deadline)
-            out.hooks = await run_hooks(hooks, ctx, deadline)
+            out.hooks = await run_hooks(hooks, run.context(), deadline)
             h = out.hooks
+            skipped = f", {len(h.skipped)} skipped" if h.skipped else ""
             note(
-                f"{len(hooks)}: {len(h.ok)} ok, {len(h.failed)} failed, {len(h.timed_out)} timed out"
+                f"{len(hooks)}: {len(h.ok)} ok, {len(h.failed)} failed,"
+                f" {len(h.timed_out)} timed out{skipped}"
             )
 
         # 5. Wait for descendants until just before the deadline; SIGKILL what is left.
@@ -98,11 +130,16 @@ async def shutdown(run: Run, main_task: asyncio.Task[Any] | None) -> int:
 
         # 6. Executor down without waiting; other threads get what is left; flush logs.
         with _phase(deadline, 6, "threads stopped") as note:
-            await _stop_threads(deadline, out, run.executor)
-            note(f"{len(out.threads_left)} left running")
+            await _stop_threads(run, deadline, out)
+            abandoned = [t.name for t in out.hooks.abandoned_threads if t.is_alive()]
+            note(
+                f"{len(out.threads_left)} left running"
+                + (f", {len(abandoned)} abandoned hook thread(s) {abandoned}" if abandoned else "")
+            )
     finally:
         children.close()
 
+    out.noted_failures = [w for w in run.failures if run.notes.get(w)]
     code = run.exit_code
     if out.failed() and code == 0:
         code = EXIT_FAILURE
@@ -130,20 +167,51 @@ class _phase:
         log.info("phase %d/6 %s%s (%.1f ms)", self.number, self.what, detail, took)
 
 
-async def _cancel_tasks(
-    deadline: Deadline, main_task: asyncio.Task[Any] | None, out: Outcome
-) -> None:
-    end = deadline.clock() + deadline.time_left() * TASK_SHARE
+async def _drain(run: Run, deadline: Deadline, out: Outcome) -> None:
+    assert run.drain_end is not None
+    started = deadline.clock()
+    main = run.main_task
+    waited: set[asyncio.Future[Any]] = set()
+    if main is not None and not main.done():
+        if not run.main_listens:
+            # main does not wait for the stop: cancelling it is the only way to end it.
+            # It may unwind (finally, async with) within the drain budget.
+            main.cancel()
+            out.tasks_cancelled += 1
+        waited.add(main)
+    waited |= {t for t in run.listeners if not t.done()}
+    waited |= {t for t in run.protected if not t.done()}
+    if waited:
+        await asyncio.wait(waited, timeout=max(0.0, run.drain_end - deadline.clock()))
+    out.drain_took = deadline.clock() - started
+    out.drain_waited = [_name(t) for t in waited if t is not main or run.main_listens]
+    cut = [t for t in waited if not t.done() and (t is not main or run.main_listens)]
+    if cut:
+        out.drain_cut = [_name(t) for t in cut]
+        log.error(
+            "drain budget of %.2f s over with %s still running; cancelling them."
+            " Raise --grace, or make them finish sooner",
+            out.drain_took,
+            out.drain_cut,
+        )
+
+
+async def _cancel_tasks(run: Run, deadline: Deadline, out: Outcome) -> None:
+    end = deadline.clock() + deadline.time_left() * CANCEL_SHARE
     me = asyncio.current_task()
+    main = run.main_task
     seen: set[asyncio.Task[Any]] = set()
-    if main_task is not None and not main_task.done():
-        main_task.cancel()
-        out.tasks_cancelled += 1
-        seen.add(main_task)
-        await asyncio.wait({main_task}, timeout=max(0.0, end - deadline.clock()))
+    if main is not None:
+        seen.add(main)
+        if not main.done():
+            if run.main_listens:
+                out.tasks_cancelled += 1
+            main.cancel()
+            await asyncio.wait({main}, timeout=max(0.0, end - deadline.clock()))
     # Tasks may start other tasks while they unwind: sweep until none is new.
     for _ in range(3):
-        others = {t for t in asyncio.all_tasks() if t is not me and not t.done()} - seen
+        candidates = run.tasks.tasks if run.embedded else asyncio.all_tasks()
+        others = {t for t in candidates if t is not me and not t.done()} - seen
         if not others:
             break
         for task in others:
@@ -154,23 +222,42 @@ async def _cancel_tasks(
     for task in seen:
         if not task.done():
             out.tasks_stuck.append(task.get_name())
+            # Keep it quiet at loop close: it is reported here, once.
+            task._log_destroy_pending = False  # type: ignore[attr-defined]
             log.error(
                 "task %r did not finish after being cancelled; it was abandoned."
                 " Let it handle CancelledError quickly.\n%s",
                 task.get_name(),
                 task_stack(task),
             )
-        elif not task.cancelled() and task.exception() is not None:
-            error = task.exception()
-            if task is main_task:
-                out.main_error = True
-            log.error("task %r raised while stopping", task.get_name(), exc_info=error)
+        elif task is not main and not task.cancelled() and task.exception() is not None:
+            log.error("task %r raised while stopping", task.get_name(), exc_info=task.exception())
 
 
-async def _stop_threads(deadline: Deadline, out: Outcome, ours: Executor) -> None:
+def _main_result(run: Run, out: Outcome) -> None:
+    """A main that ended during the sequence: its error or exit code counts."""
+    main = run.main_task
+    if main is None or not main.done() or main.cancelled():
+        return
+    if run.main_accounted:
+        return  # main ended before the stop: its end started the shutdown
+    error = main.exception()
+    if error is not None:
+        out.main_error = True
+        log.error("main raised %s while stopping", type(error).__name__, exc_info=error)
+        return
+    code = exit_code_of(main.result())
+    if code and not run.exit_code:
+        run.exit_code = code
+
+
+async def _stop_threads(run: Run, deadline: Deadline, out: Outcome) -> None:
+    if run.embedded:
+        return  # the host's loop and threads are not ours to stop
     loop = asyncio.get_running_loop()
     # Ours, installed at start (uvloop keeps its own out of reach), and whatever
     # default executor the app may have set instead (asyncio exposes it).
+    ours: Executor = run.executor
     for each in {ours, getattr(loop, "_default_executor", None) or ours}:
         each.shutdown(wait=False, cancel_futures=True)
     gens = asyncio.ensure_future(loop.shutdown_asyncgens())
@@ -182,21 +269,41 @@ async def _stop_threads(deadline: Deadline, out: Outcome, ours: Executor) -> Non
             out.threads_left.append(thread.name)
 
 
+def keep_logger_enabled() -> None:
+    """Undo ``logging.config.dictConfig``'s ``disable_existing_loggers`` for graceful's
+    logger: its shutdown diagnostics (errors included) must not vanish with it."""
+    if log.disabled:
+        log.disabled = False
+        log.warning(
+            "the app's logging configuration disabled the 'graceful' logger"
+            " (dictConfig's disable_existing_loggers); graceful enabled it again so that"
+            " shutdown problems are not lost. To silence graceful, set the level of the"
+            " 'graceful' logger instead"
+        )
+
+
 def blocking_threads() -> list[threading.Thread]:
     """Threads the interpreter would join at exit: not daemons, not us, not the main thread."""
     exempt = (threading.main_thread(), threading.current_thread())
     return [t for t in threading.enumerate() if not t.daemon and t not in exempt]
 
 
+def _name(task: asyncio.Future[Any]) -> str:
+    return task.get_name() if isinstance(task, asyncio.Task) else repr(task)
+
+
 def _summary(run: Run, deadline: Deadline, out: Outcome, code: int) -> None:
     h = out.hooks
     parts = [
         f"shutdown after {run.reason} took {deadline.elapsed() * 1000:.1f} ms",
-        f"hooks ok {_names(h.ok)}, failed {_names(h.failed)}, timed out {_names(h.timed_out)}",
+        f"drain {out.drain_took:.2f} s, cut {_names(out.drain_cut)}",
+        f"hooks ok {_names(h.ok)}, failed {_names(h.failed)}, timed out {_names(h.timed_out)}"
+        + (f", skipped {_names(h.skipped)}" if h.skipped else ""),
         f"tasks cancelled {out.tasks_cancelled}, stuck {_names(out.tasks_stuck)}",
         f"children terminated {out.children_terminated}, killed {out.children_killed}",
-        f"exit code {code}",
     ]
+    parts.extend(f"{what} {count}" for what, count in run.notes.items())
+    parts.append(f"exit code {code}")
     (log.error if out.failed() else log.info)("; ".join(parts))
 
 

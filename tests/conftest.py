@@ -79,6 +79,11 @@ class App:
             if text in line:
                 return
 
+    def expect_stderr(self, text: str, timeout: float = 20.0) -> None:
+        """Wait until the app writes ``text`` to stderr (e.g. a log line)."""
+        if not poll_until(lambda: text in self.stderr, timeout):
+            raise AssertionError(f"no {text!r} on stderr within {timeout} s:\n{self.stderr}")
+
     def send(self, sig: int) -> None:
         if self.signalled_at is None:
             self.signalled_at = time.monotonic()

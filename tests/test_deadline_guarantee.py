@@ -36,7 +36,8 @@ def test_hook_hanging_without_timeout_is_abandoned_at_the_deadline(launch: Launc
     assert stop(app) == 1
     assert app.elapsed() < GRACE
     assert "hook 'hangs_without_timeout' still running" in app.stderr
-    assert "Give it a timeout or make it faster." in app.stderr
+    assert "its share of the window" in app.stderr
+    assert "Give it a timeout, make it faster, or raise --grace." in app.stderr
     assert app.events() == ["hook hangs_without_timeout started", "hook saved"]
 
 

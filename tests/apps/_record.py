@@ -13,3 +13,17 @@ def record(line: str) -> None:
 
 def ready(what: str = "ready") -> None:
     print(what, flush=True)
+
+
+def wait_until_stopping(timeout: float = 30.0) -> None:
+    """Block until graceful's handler has recorded a stop (a handshake with the test,
+    which sends the signal); fail loudly if it never comes."""
+    import time
+
+    import graceful
+
+    end = time.monotonic() + timeout
+    while not graceful.is_shutting_down():
+        if time.monotonic() > end:
+            raise RuntimeError(f"no stop recorded within {timeout} s")
+        time.sleep(0.005)

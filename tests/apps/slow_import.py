@@ -1,9 +1,13 @@
-"""Blocks its own import until a line arrives on stdin (or forever with HANG=1)."""
+"""Holds its own import until graceful has recorded a stop signal (or forever with HANG=1).
+
+The test sends the signal after "importing"; waiting here until graceful's handler
+has run orders the events with a handshake, so on a busy machine the import can
+never finish before the signal lands.
+"""
 
 import os
-import sys
 
-from _record import ready, record
+from _record import ready, record, wait_until_stopping
 
 import graceful
 
@@ -13,12 +17,17 @@ def saved() -> None:
     record("hook saved")
 
 
+@graceful.on_shutdown(always=True)
+def cleanup() -> None:
+    record("hook cleanup (always)")
+
+
 ready("importing")
 if os.environ.get("HANG") == "1":
     import threading
 
     threading.Event().wait()
-sys.stdin.readline()
+wait_until_stopping()
 record("import finished")
 
 

@@ -1,0 +1,164 @@
+"""SIGTERM/SIGINT handling that keeps working when a library takes the handlers over.
+
+Servers install their own stop handlers: uvicorn's ``Server.serve()`` replaces them
+with ``signal.signal`` for as long as it runs (and re-raises the signal when it
+returns), hypercorn's ``serve()`` without a shutdown trigger uses
+``loop.add_signal_handler``. graceful would then never hear the signal until the
+library had finished its own drain, however long that took, and as PID 1 the init
+would SIGKILL the app at the deadline with no hook run.
+
+So graceful looks at the installed handlers every ``POLL_INTERVAL`` on the loop.
+When one is not its own, it logs one WARNING naming it, installs its own again and
+keeps the foreign one: graceful's handler starts the deadline at the signal, and
+the foreign handler is called when the shutdown sequence starts (phase 1, after
+the drain delay), so the library's own drain starts too, inside graceful's budget.
+``request_shutdown()`` calls it the same way, so a library drains the same
+whichever way the stop began.
+
+What was considered and rejected: ``signal.set_wakeup_fd`` sees every signal
+whoever handles it, but the loops own that fd (uvloop sets its own while it
+runs, asyncio's ``add_signal_handler`` replaces it); patching ``signal.signal``
+would change other libraries behind their backs; no audit event exists for
+``signal.signal``. The cost of polling is a window of at most ``POLL_INTERVAL``
+after a library installs its handler in which a signal reaches only the library;
+the init, when graceful is PID 1, still bounds that case.
+
+A handler of a library that re-raises the signal once it is done (uvicorn) is
+expected: the echo is logged at DEBUG and, for SIGINT, not counted as the second
+Ctrl-C that forces an exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+log = logging.getLogger("graceful")
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+POLL_INTERVAL = 0.05
+
+Handler = Callable[[int, FrameType | None], Any]
+
+
+def handler_name(handler: Any) -> str:
+    """``uvicorn.server.Server.handle_exit`` for a bound method, ``module.function`` else."""
+    if handler in (signal.SIG_DFL, signal.SIG_IGN, None):
+        return {signal.SIG_DFL: "SIG_DFL", signal.SIG_IGN: "SIG_IGN"}.get(handler, "None")
+    owner = getattr(handler, "__self__", None)
+    func = getattr(handler, "__func__", handler)
+    if owner is not None and not isinstance(owner, type):
+        cls = type(owner)
+        return f"{cls.__module__}.{cls.__qualname__}.{getattr(func, '__name__', '?')}"
+    module = getattr(func, "__module__", None) or "?"
+    return f"{module}.{getattr(func, '__qualname__', repr(func))}"
+
+
+class SignalGuard:
+    """Installs graceful's handler for SIGTERM and SIGINT, takes it back when code in
+    the app replaces it, and calls the replaced handlers when the sequence starts."""
+
+    def __init__(self, handler: Handler, on_foreign: Callable[[], None] = lambda: None) -> None:
+        self.handler = handler  # the one object compared against getsignal()
+        self.on_foreign = on_foreign  # a library will drain on its own: wait for it
+        self.previous: dict[signal.Signals, Any] = {}
+        self.foreign: dict[signal.Signals, Any] = {}
+        self.echo: set[int] = set()  # signals a foreign handler may re-raise
+        self.started = False  # the sequence started: adopted handlers are called at once
+        self._reported: set[str] = set()
+        self._timer: Any = None
+
+    def install(self) -> None:
+        for sig in STOP_SIGNALS:
+            self.previous[sig] = signal.signal(sig, self.handler)
+
+    def restore(self) -> None:
+        """Put back the handlers that were there before ``install()``."""
+        self.stop_watching()
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        self.previous.clear()
+
+    def watch(self, loop: Any) -> None:
+        """Check the handlers now and every ``POLL_INTERVAL`` on ``loop``."""
+        self.check()
+        self._timer = loop.call_later(POLL_INTERVAL, self._tick, loop)
+
+    def stop_watching(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _tick(self, loop: Any) -> None:
+        self.check()
+        self._timer = loop.call_later(POLL_INTERVAL, self._tick, loop)
+
+    def check(self) -> None:
+        """Take back any stop handler that is not ours (main thread only)."""
+        for sig in STOP_SIGNALS:
+            current = signal.getsignal(sig)
+            if current is self.handler or sig not in self.previous:
+                continue
+            signal.signal(sig, self.handler)
+            self._adopt(sig, current)
+
+    def _adopt(self, sig: signal.Signals, current: Any) -> None:
+        name = handler_name(current)
+        callable_ = callable(current)
+        if callable_:
+            self.foreign[sig] = current
+            self.on_foreign()
+        if name not in self._reported:
+            self._reported.add(name)
+            then = (
+                "calls it when the shutdown sequence starts (after the drain delay), so the"
+                " library's own drain runs inside graceful's deadline"
+                if callable_
+                else "ignores it"
+            )
+            log.warning(
+                "%s replaced graceful's %s handler; graceful installed its own again, starts"
+                " its deadline at the signal and %s. To avoid this, switch off the library's"
+                " own signal handling (for uvicorn, aiohttp and hypercorn:"
+                " graceful.integrations)",
+                name,
+                sig.name,
+                then,
+            )
+        if self.started and callable_:
+            self._call(sig, current)
+
+    def call_foreign(self) -> None:
+        """Phase 1: tell the libraries that took the handlers to stop, as a SIGTERM would.
+
+        The SIGTERM handler is preferred (one call is enough to start a library's
+        drain); a library that handles only SIGINT gets SIGINT.
+        """
+        self.started = True
+        for sig in STOP_SIGNALS:
+            handler = self.foreign.get(sig)
+            if handler is not None:
+                self._call(sig, handler)
+                return
+
+    def _call(self, sig: signal.Signals, handler: Any) -> None:
+        self.echo.add(int(sig))
+        try:
+            handler(int(sig), None)
+        except BaseException as exc:  # KeyboardInterrupt from default_int_handler, etc.
+            log.warning(
+                "%s raised %s when called for %s; ignored",
+                handler_name(handler),
+                type(exc).__name__,
+                sig.name,
+            )
+
+    def is_echo(self, signum: int) -> bool:
+        """True (once) for a signal a foreign handler we called may re-raise."""
+        if signum in self.echo:
+            self.echo.discard(signum)
+            return True
+        return False

@@ -1,0 +1,113 @@
+"""aiohttp under graceful.
+
+.. code-block:: python
+
+    from aiohttp import web
+    from graceful.integrations import aiohttp as graceful_aiohttp
+
+    async def main() -> None:
+        await graceful_aiohttp.serve(app, host="0.0.0.0", port=8080)
+
+``python -m graceful myapp:main`` then stops it cleanly: at the start of graceful's
+sequence ``runner.cleanup()`` runs in aiohttp's own order (sites stop accepting,
+idle keep-alive connections close, the application's ``on_shutdown`` handlers
+run, handlers are waited for, ``on_cleanup`` runs), and only then graceful's
+hooks. In-flight requests get graceful's drain budget: aiohttp's own wait
+(``shutdown_timeout``) is paid twice for a handler that does not finish (once
+before and once after it cancels the request's payload), and the connection is
+then closed without a response, so graceful waits for the handlers itself, in a
+last ``on_shutdown`` handler, and answers the ones still running at the end of
+the budget with 503. Responses sent once a stop has begun carry
+``Connection: close``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TYPE_CHECKING, Any
+
+from ._common import CUT, join, server_drain_timeout, wait_for_stop
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+_AFTER_DRAIN = 0.5
+"""aiohttp's own shutdown_timeout once graceful has drained the handlers (seconds)."""
+
+
+async def serve(
+    app: web.Application,
+    *,
+    host: str | None = None,
+    port: int = 8080,
+    reuse_port: bool | None = None,
+    backlog: int = 128,
+    **runner_kwargs: Any,
+) -> None:
+    """Serve ``app`` on ``host:port`` until graceful stops the process.
+
+    ``runner_kwargs`` go to ``aiohttp.web.AppRunner`` (``access_log``, ...). Await it
+    from ``main``. **Signals:** the runner installs no handlers; graceful's stop
+    starts ``runner.cleanup()``. **Deadline:** in-flight requests get graceful's
+    drain budget; those still running then are answered 503 and counted as cut.
+    **Cancellation:** cancelling the awaiting task still runs the clean-up.
+    """
+    from aiohttp import web
+
+    run = join()
+    handling: set[asyncio.Task[Any]] = set()
+    cutting = False
+
+    @web.middleware
+    async def track(request: web.Request, handler: Any) -> web.StreamResponse:
+        task = asyncio.current_task()
+        assert task is not None
+        handling.add(task)
+        try:
+            return await handler(request)  # type: ignore[no-any-return]
+        except asyncio.CancelledError:
+            if not cutting:
+                raise
+            run.note(CUT, 1)
+            if sys.version_info >= (3, 11):
+                task.uncancel()  # handled here: the connection goes on to answer
+            return web.Response(
+                status=503, text="service is shutting down\n", headers={"Connection": "close"}
+            )
+        finally:
+            handling.discard(task)
+
+    async def close_when_stopping(request: web.Request, response: web.StreamResponse) -> None:
+        if run.deadline is not None:  # a stop has begun: let keep-alive clients move on
+            response.headers["Connection"] = "close"
+            response.force_close()
+
+    async def drain_handlers(app: web.Application) -> None:
+        # The last on_shutdown handler: the sites are closed and the app's own
+        # on_shutdown handlers (websockets, ...) have run. Wait for the requests.
+        nonlocal cutting
+        pending = {t for t in handling if not t.done()}
+        if pending:
+            await asyncio.wait(pending, timeout=server_drain_timeout(run))
+        still = {t for t in handling if not t.done()}
+        if still:
+            cutting = True
+            for task in still:
+                task.cancel()
+            await asyncio.wait(still, timeout=_AFTER_DRAIN)
+
+    app.middlewares.append(track)
+    app.on_response_prepare.append(close_when_stopping)
+    app.on_shutdown.append(drain_handlers)
+    runner = web.AppRunner(
+        app, handle_signals=False, shutdown_timeout=_AFTER_DRAIN, **runner_kwargs
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=backlog)
+        await site.start()
+        forever = asyncio.get_running_loop().create_future()
+        await wait_for_stop(run, forever)
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,95 @@
+"""uvicorn under graceful.
+
+.. code-block:: python
+
+    from graceful.integrations import uvicorn as graceful_uvicorn
+
+    async def main() -> None:
+        await graceful_uvicorn.serve(app, host="0.0.0.0", port=8000)
+
+``python -m graceful myapp:main`` then stops it cleanly. What it changes in
+uvicorn: its own signal handling is switched off (``Server.serve()`` would
+otherwise take SIGTERM and SIGINT from graceful for as long as it runs); at the
+start of graceful's sequence ``should_exit`` is set and
+``timeout_graceful_shutdown`` is set from graceful's drain budget, so uvicorn
+closes its listeners, finishes in-flight requests (responses carry
+``Connection: close``), runs the ASGI lifespan shutdown, and returns, all before
+graceful's hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from ._common import TrackRequests, join, server_drain_timeout, wait_for_stop
+
+_UVICORN_DELAYS = 0.2
+"""uvicorn looks at ``should_exit`` every 0.1 s, then sleeps 0.1 s before it waits for
+its connections: time its drain timeout does not count."""
+
+
+async def serve(app: Any, **config: Any) -> None:
+    """Serve ``app`` (an ASGI app, an import string, or a ``uvicorn.Config``) until
+    graceful stops the process; ``config`` are ``uvicorn.Config`` keyword arguments.
+
+    Await it from ``main``. **Signals:** uvicorn's own handlers are not installed;
+    graceful's stop (signal, ``request_shutdown()``) starts uvicorn's graceful
+    shutdown. **Deadline:** in-flight requests get graceful's drain budget; those
+    still running then are answered 503 and counted as cut. **Cancellation:**
+    cancelling the awaiting task forces uvicorn to exit at once.
+    """
+    import uvicorn
+
+    from .._errors import UsageError
+
+    if isinstance(app, uvicorn.Config):
+        if config:
+            raise UsageError(
+                "serve() takes either a uvicorn.Config or keyword arguments for one, not both;"
+                f" move {sorted(config)} into the Config"
+            )
+        cfg = app
+    else:
+        cfg = uvicorn.Config(app, **config)
+    run = join()
+    if not cfg.loaded:
+        cfg.load()
+    cfg.loaded_app = TrackRequests(cfg.loaded_app, run)
+    server = uvicorn.Server(cfg)
+    _switch_off_signal_handling(server)
+    serving = asyncio.ensure_future(_serve(server))
+    try:
+        if await wait_for_stop(run, serving):
+            # typed int | None, but uvicorn passes it to asyncio.wait_for: a float is fine
+            cfg.timeout_graceful_shutdown = max(  # type: ignore[assignment]
+                0.0, server_drain_timeout(run) - _UVICORN_DELAYS
+            )
+            server.should_exit = True
+        code = await asyncio.shield(serving)
+    except asyncio.CancelledError:
+        server.force_exit = True
+        serving.cancel()
+        raise
+    if code is not None:
+        raise SystemExit(code)  # uvicorn's own exit (e.g. port in use): main's exit code
+
+
+def _switch_off_signal_handling(server: Any) -> None:
+    # uvicorn >= 0.29 captures signals in capture_signals(); older ones installed
+    # them in install_signal_handlers(). Both become no-ops for this server.
+    if hasattr(server, "capture_signals"):
+        server.capture_signals = contextlib.nullcontext
+    if hasattr(server, "install_signal_handlers"):
+        server.install_signal_handlers = lambda: None
+
+
+async def _serve(server: Any) -> Any:
+    """``server.serve()``, with uvicorn's ``sys.exit()`` (port in use, lifespan failed)
+    turned into a value: a SystemExit raised in a task would leave the event loop."""
+    try:
+        await server.serve()
+    except SystemExit as exc:
+        return exc.code if exc.code is not None else 0
+    return None
