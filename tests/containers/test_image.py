@@ -12,7 +12,16 @@ import re
 
 import pytest
 
-from ._podman import APP_UID, HEALTH_PORT, STATE_DIR, Container, podman, poll_until, volume_path
+from ._podman import (
+    APP_UID,
+    HEALTH_PORT,
+    ROOT,
+    STATE_DIR,
+    Container,
+    podman,
+    poll_until,
+    volume_path,
+)
 from .conftest import Podman
 
 pytestmark = pytest.mark.timeout(300)
@@ -39,6 +48,20 @@ def test_image_has_the_documented_stop_settings(image: str) -> None:
     assert env["GRACEFUL_HEALTH_PORT"] == str(HEALTH_PORT)
     assert env["COUNTER_STATE"].startswith(STATE_DIR + "/")
     assert [key for key in env if key.startswith("PIP_")] == []  # no build flag leaked in
+
+
+def test_image_installs_every_module_of_the_package(containers: Podman) -> None:
+    """A real install (not the editable one of the dev venv): a subpackage missing from
+    pyproject's package list is missing here."""
+    source = ROOT / "graceful"
+    expected = sorted(str(p.relative_to(source)) for p in source.rglob("*.py"))
+    listing = (
+        "import graceful, pathlib; root = pathlib.Path(graceful.__file__).parent;"
+        " print('\\n'.join(sorted(str(p.relative_to(root)) for p in root.rglob('*.py'))))"
+    )
+    container = containers.run("--entrypoint", json.dumps(["python", "-c", listing]))
+    assert container.wait_exit() == 0, container.logs.text()
+    assert container.logs.drain() == expected
 
 
 def test_app_is_a_child_of_graceful_init_and_nothing_runs_as_root(containers: Podman) -> None:
