@@ -186,11 +186,13 @@ def service_problems(service: Doc, deployments: list[Doc], docs: list[Doc]) -> l
         for container in template["spec"]["containers"]:
             env = settings(container, docs)
             named = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
+            private = env.get("GRACEFUL_HEALTH_HOST", "").startswith("127.")
             for port in service["spec"]["ports"]:
-                target = port.get("targetPort", port["port"])
-                if named.get(target, target) not in named.values():
+                raw = port.get("targetPort", port["port"])
+                target = named.get(raw, raw)
+                if target not in named.values():
                     found.append(f"service {service['metadata']['name']}: no port {target}")
-                if env.get("GRACEFUL_HEALTH_HOST", "").startswith("127."):
+                elif private and str(target) == env.get("GRACEFUL_HEALTH_PORT"):
                     found.append(
                         f"service {service['metadata']['name']}: the health server is on 127.0.0.1"
                     )

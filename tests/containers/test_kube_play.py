@@ -3,13 +3,14 @@ Deployment, with its ConfigMap, its security context and its claim.
 
 `kube play` is not a cluster. What podman 4.3 does with these manifests:
 - honours: the image, ``envFrom`` a ConfigMap in the same file, ``runAsUser``,
-  ``readOnlyRootFilesystem``, dropped capabilities, ``resources``, a claim (as a
+  ``readOnlyRootFilesystem``, dropped capabilities, the memory limit, a claim (as a
   named volume that ``kube down`` leaves behind), ports;
-- ignores: ``terminationGracePeriodSeconds`` (it stops with 10 s, like podman stop),
-  ``runAsNonRoot``, ``strategy``, ``replicas`` beyond what fits, Services, and the
+- ignores, silently: ``terminationGracePeriodSeconds`` (a pod stop waits 10 s, like
+  podman stop), ``runAsNonRoot``, ``namespace``, ``strategy``, Services, and the
   probes' schedule: without systemd it never runs them, and it turns an httpGet probe
   on a named port into ``curl http://localhost:0/...`` (the probes here are read with
-  `podman exec` instead);
+  `podman exec` instead); ``replicas: 2`` makes two pods that share the claim (the
+  single-writer problem the manifests avoid), the second failing on the host port;
 - ``imagePullPolicy`` is honoured, and a pull fails offline: the copy played here
   says IfNotPresent. Every containerPort is published on 0.0.0.0 at the same port:
   the copy binds 127.0.0.1 and a free port instead.

@@ -101,6 +101,21 @@ def no_health_server(docs: list[Doc]) -> None:
     del config(docs)["GRACEFUL_HEALTH_PORT"]
 
 
+def service_port(target: str) -> Callable[[list[Doc]], None]:
+    def change(docs: list[Doc]) -> None:
+        next(d for d in docs if d["kind"] == "Service")["spec"]["ports"][0]["targetPort"] = target
+
+    return change
+
+
+def private_health_server(docs: list[Doc]) -> None:
+    """The exec-probes overlay's settings, but with its Service kept."""
+    config(docs)["GRACEFUL_HEALTH_HOST"] = "127.0.0.1"
+    for kind, command in (("readinessProbe", "ready"), ("livenessProbe", "live")):
+        probe = ["python", "-m", "graceful", "probe", command]
+        container(docs)[kind] = {"exec": {"command": probe}}
+
+
 def probe_port(port: object) -> Callable[[list[Doc]], None]:
     return lambda docs: container(docs)["readinessProbe"]["httpGet"].__setitem__("port", port)
 
@@ -118,6 +133,14 @@ BROKEN: dict[str, tuple[Callable[[list[Doc]], None], str]] = {
     "HTTP probe of a private server": (
         set_config("GRACEFUL_HEALTH_HOST", "127.0.0.1"),
         "127.0.0.1",
+    ),
+    "Service to a port the pod lacks": (
+        service_port("metrics"),
+        "service counter: no port metrics",
+    ),
+    "Service to a private health server": (
+        private_health_server,
+        "service counter: the health server is on 127.0.0.1",
     ),
     "root allowed": (set_pod("securityContext", {"runAsUser": 10001}), "runAsNonRoot"),
     "another uid than the image's": (set_security("runAsUser", 1000), "runAsUser 1000"),
