@@ -194,12 +194,16 @@ class Container:
         procs: list[dict[str, Any]] = json.loads(result.stdout)
         return procs
 
-    def http_get(self, path: str, port: int = HEALTH_PORT) -> tuple[int, str]:
-        """GET an endpoint from inside the container: (status, body)."""
-        result = self.run_inside("http_get.py", str(port), path)
+    def http_get(self, *paths: str, port: int = HEALTH_PORT) -> dict[str, tuple[int, str]]:
+        """GET endpoints from inside the container, in one `podman exec`:
+        {path: (status, body)}."""
+        result = self.run_inside("http_get.py", str(port), *paths)
         assert result.returncode == 0, result.stdout + quiet(result.stderr)
-        status, _, body = result.stdout.strip().partition(" ")
-        return int(status), body
+        answers = {}
+        for path, line in zip(paths, result.stdout.splitlines(), strict=True):
+            status, _, body = line.partition(" ")
+            answers[path] = (int(status), body)
+        return answers
 
     def inspect(self, template: str) -> str:
         return podman("inspect", self.name, "--format", template).stdout.strip()

@@ -125,8 +125,8 @@ def test_kube_play_of_staging_runs_as_the_manifest_says_and_stops_cleanly(played
 def test_kube_play_of_staging_serves_the_health_endpoints(played: Played) -> None:
     container = played.container
     container.logs.expect("counter started")
-    assert container.http_get("/readyz")[0] == 200
-    assert container.http_get("/livez")[0] == 200
+    answers = container.http_get("/readyz", "/livez")
+    assert [status for status, _ in answers.values()] == [200, 200], answers
     # From the host, through the port the copy published on 127.0.0.1.
     url = f"http://127.0.0.1:{played.host_port}/readyz"
     with urllib.request.urlopen(url, timeout=5) as response:

@@ -1,7 +1,7 @@
-"""Run inside a container: GET http://127.0.0.1:PORT/PATH, print the status and body.
+"""Run inside a container: GET http://127.0.0.1:PORT/PATH for each PATH given.
 
-The images have no curl. Prints ``STATUS BODY`` on one line (an HTTP error status
-is an answer too); exits 1 with the reason when nothing answers.
+The images have no curl. Prints ``STATUS BODY`` on one line per path (an HTTP error
+status is an answer too); exits 1 with the reason when nothing answers.
 """
 
 from __future__ import annotations
@@ -11,17 +11,24 @@ import urllib.error
 import urllib.request
 
 
-def main() -> int:
-    port, path = sys.argv[1], sys.argv[2]
+def get(url: str) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            status, body = response.status, response.read()
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
     except urllib.error.HTTPError as error:
-        status, body = error.code, error.read()
-    except OSError as error:
-        print(f"no answer from 127.0.0.1:{port}{path}: {error}")
-        return 1
-    print(status, body.decode(errors="replace").strip())
+        return error.code, error.read()
+
+
+def main() -> int:
+    port = sys.argv[1]
+    for path in sys.argv[2:]:
+        url = f"http://127.0.0.1:{port}{path}"
+        try:
+            status, body = get(url)
+        except OSError as error:
+            print(f"no answer from {url}: {error}")
+            return 1
+        print(status, body.decode(errors="replace").strip().replace("\n", " "))
     return 0
 
 
