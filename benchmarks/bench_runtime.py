@@ -99,7 +99,16 @@ def make_runners(loops: list[str]) -> list[Runner]:
                 f"graceful ({loop})",
                 "graceful",
                 loop,
-                [py, "-m", "graceful", "--loop", loop, "--log-level", "WARNING", "bench_app:main"],
+                [
+                    py,
+                    "-m",
+                    "graceful",
+                    "--loop",
+                    loop,
+                    "--log-level",
+                    "WARNING",
+                    "bench_graceful_app:main",
+                ],
             ),
         ]
     return runners

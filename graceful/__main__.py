@@ -8,8 +8,8 @@ the process, and is delivered to graceful's handler once it is installed.
 import signal
 
 _STOP = frozenset({signal.SIGTERM, signal.SIGINT})
-signal.pthread_sigmask(signal.SIG_BLOCK, _STOP)
+_INHERITED = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP)  # handed on to -- COMMAND
 
 from graceful._cli import main  # noqa: E402  (after the signals are blocked, on purpose)
 
-raise SystemExit(main(blocked=_STOP))
+raise SystemExit(main(blocked=_STOP, inherited=frozenset(_INHERITED)))

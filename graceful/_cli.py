@@ -97,13 +97,24 @@ def parse(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
 def split_target(spec: str) -> tuple[str, str]:
     """Check the form of ``MODULE:ATTR`` (before anything is imported or forked)."""
     module_name, sep, attr = spec.partition(":")
+    if sep and module_name.endswith(".py"):
+        fixed = f"{module_name[:-3].replace('/', '.')}:{attr}"
+        raise TargetError(f"{spec!r} names a file; drop the .py and name the module: {fixed}")
     names = module_name.split(".") + attr.split(".")
     if not sep or not all(n.isidentifier() for n in names):
-        example = (
-            f"{spec}:main" if not sep and spec.replace(".", "_").isidentifier() else "myapp:main"
+        raise TargetError(
+            f"{spec!r} is not MODULE:ATTR; name an async function, e.g. {_guess(spec)}"
         )
-        raise TargetError(f"{spec!r} is not MODULE:ATTR; name an async function, e.g. {example}")
     return module_name, attr
+
+
+def _guess(spec: str) -> str:
+    """What the user probably meant: ``myapp.main`` -> ``myapp:main``, ``myapp`` ->
+    ``myapp:main``."""
+    if ":" not in spec and spec.replace(".", "_").isidentifier():
+        module, dot, last = spec.rpartition(".")
+        return f"{module}:{last}" if dot else f"{spec}:main"
+    return "myapp:main"
 
 
 def load_target(module_name: str, attr: str) -> Callable[[], Any]:
@@ -130,22 +141,42 @@ def load_target(module_name: str, attr: str) -> Callable[[], Any]:
             " check the spelling or run from the directory that holds it"
         ) from None
     for part in attr.split("."):
+        owner = obj
         try:
-            obj = getattr(obj, part)
+            obj = getattr(owner, part)
         except AttributeError:
             raise TargetError(
-                f"module {module_name!r} has no attribute {attr!r}; check the name after the colon"
+                f"module {module_name!r} has no attribute {attr!r}"
+                f"{_close_match(part, owner)}; check the name after the colon"
             ) from None
-    if not callable(obj):
+    if isinstance(obj, type):
         raise TargetError(
-            f"{module_name}:{attr} is a {type(obj).__name__}, not a function;"
+            f"{module_name}:{attr} is a class, not a function; point it at an async function"
+            " (graceful calls it with no arguments and awaits what it returns)"
+        )
+    if not callable(obj):
+        kind = type(obj).__name__
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
+        raise TargetError(
+            f"{module_name}:{attr} is {article} {kind}, not a function;"
             " point it at an async function"
         )
     return obj  # type: ignore[no-any-return]
 
 
+def _close_match(name: str, owner: object) -> str:
+    import difflib  # only on this error path
+
+    names = [n for n in dir(owner) if not n.startswith("__")]
+    match = difflib.get_close_matches(name, names, n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
 def main(
-    argv: Sequence[str] | None = None, *, blocked: frozenset[signal.Signals] = frozenset()
+    argv: Sequence[str] | None = None,
+    *,
+    blocked: frozenset[signal.Signals] = frozenset(),
+    inherited: frozenset[int] | None = None,
 ) -> int:
     """Entry point of ``python -m graceful`` and the ``graceful`` script; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -169,7 +200,7 @@ def main(
                 raise UsageError(
                     f"-- COMMAND needs Linux (its init uses Linux only calls), not {sys.platform}"
                 )
-            _init.start(config, command, blocked)
+            _init.start(config, command, blocked, inherited)
             raise AssertionError("unreachable: the init exits, the child execs")
         if not rest:
             raise UsageError("missing MODULE:ATTR, e.g. python -m graceful myapp:main")
@@ -178,7 +209,7 @@ def main(
         from . import _init
 
         if _init.wanted(config, exec_mode=False):
-            _init.start(config, None, blocked)  # returns in the app process only
+            _init.start(config, None, blocked, inherited)  # returns in the app process only
         from ._runtime import execute
 
         sys.argv = [spec, *app_args]
@@ -198,5 +229,5 @@ def _options_end(args: list[str]) -> int:
 def script() -> None:
     """The ``graceful`` console script: blocks the stop signals first, as ``__main__`` does."""
     stop = frozenset({signal.SIGTERM, signal.SIGINT})
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
-    sys.exit(main(blocked=stop))
+    inherited = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    sys.exit(main(blocked=stop, inherited=frozenset(inherited)))

@@ -168,6 +168,17 @@ def take_hooks() -> list[Hook]:
     return hooks
 
 
+def snapshot() -> list[Hook]:
+    """The registered hooks, in registration order (for graceful.testing)."""
+    with _registry_lock:
+        return list(_registry)
+
+
+def restore(hooks: list[Hook]) -> None:
+    with _registry_lock:
+        _registry[:] = hooks
+
+
 def _name(func: Callable[..., Any]) -> str:
     return str(getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or func)
 

@@ -74,16 +74,27 @@ def wanted(config: Config, exec_mode: bool) -> bool:
         return True
     if config.init == "auto" and os.getpid() == 1:
         return True
-    why = "--init off" if config.init == "off" else "not PID 1 (--init on adds a subreaper)"
+    spelling = config.spelling("init")
+    why = (
+        f"{spelling}{' ' if spelling.startswith('--') else '='}off"
+        if config.init == "off"
+        else "not PID 1 (--init on adds a subreaper)"
+    )
     _debug(config, f"init off: {why}")
     return False
 
 
-def start(config: Config, command: list[str] | None, blocked: frozenset[signal.Signals]) -> None:
+def start(
+    config: Config,
+    command: list[str] | None,
+    blocked: frozenset[signal.Signals],
+    inherited: frozenset[int] | None = None,
+) -> None:
     """Fork the app (or ``command``) and become its init.
 
     Returns only in the app process. The init itself never returns: it exits
-    with the app's exit code, or 128 + the signal that killed it.
+    with the app's exit code, or 128 + the signal that killed it. ``inherited`` is
+    the signal mask graceful was started with: a ``command`` gets exactly that.
     """
     pid1 = os.getpid() == 1
     if not pid1:
@@ -92,8 +103,12 @@ def start(config: Config, command: list[str] | None, blocked: frozenset[signal.S
     tty = _foreground_tty()
     app = os.fork()
     if app == 0:
-        _enter_app(previous, tty, command, blocked)
+        _enter_app(previous, tty, command, blocked, inherited)
         return
+    # The terminal stops a background process that reads from it or (with stty
+    # tostop) writes to it: blocked, SIGTTIN/SIGTTOU stay pending and harmless, and
+    # the init's last lines reach the terminal after the app has exited.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTTIN, signal.SIGTTOU})
     code = Init(app, config, pid1, exec_mode=command is not None).run()
     # The init holds no data and registered nothing: skip the interpreter's
     # finalization, which costs ~7 ms here (most of the init's SIGTERM-to-exit).
@@ -127,6 +142,7 @@ def _enter_app(
     tty: int | None,
     command: list[str] | None,
     blocked: frozenset[signal.Signals],
+    inherited: frozenset[int] | None,
 ) -> None:
     """In the child: own process group, the terminal, the signal mask back; exec if asked."""
     os.setpgid(0, 0)
@@ -143,13 +159,18 @@ def _enter_app(
     # Python ignores SIGPIPE and SIGXFSZ; a command expects the defaults (as subprocess does).
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, set(previous) - set(blocked))
+    # The mask graceful was started with, exactly (a parent may block SIGTERM on
+    # purpose); without it known, the one before the fork minus what graceful blocked.
+    mask = set(inherited) if inherited is not None else set(previous) - set(blocked)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     try:
         os.execvp(command[0], command)
     except OSError as exc:
         if exc.errno == errno.ENOENT:
             code, fix = EXIT_NOT_FOUND, "not found; check the name and PATH"
-        elif exc.errno in (errno.EACCES, errno.ENOEXEC, errno.EISDIR):
+        elif exc.errno == errno.EISDIR or (exc.errno == errno.EACCES and os.path.isdir(command[0])):
+            code, fix = EXIT_NOT_EXECUTABLE, "is a directory, not a program"
+        elif exc.errno in (errno.EACCES, errno.ENOEXEC):
             code, fix = EXIT_NOT_EXECUTABLE, f"not executable ({exc.strerror}); check its mode"
         else:
             code, fix = EXIT_NOT_EXECUTABLE, f"could not be run ({exc.strerror})"
@@ -272,7 +293,7 @@ class Init:
 
     def _log(self, line: str) -> None:
         if self.config.log_level in ("DEBUG", "INFO"):
-            write_stderr(f"graceful {line}")
+            write_stderr(f"{_timestamp()} graceful INFO: {line}")
 
     def _debug(self, line: str) -> None:
         _debug(self.config, line)
@@ -286,4 +307,10 @@ def _exit_code(status: int) -> int:
 
 def _debug(config: Config, line: str) -> None:
     if config.log_level == "DEBUG":
-        write_stderr(f"graceful DEBUG: {line}")
+        write_stderr(f"{_timestamp()} graceful DEBUG: {line}")
+
+
+def _timestamp() -> str:
+    """The time as the logging module's ``asctime`` writes it, without importing logging."""
+    now = time.time()
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + f",{int(now % 1 * 1000):03d}"

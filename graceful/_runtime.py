@@ -31,7 +31,7 @@ import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from types import FrameType
 from typing import Any, Literal, TypeVar
 from weakref import WeakSet
@@ -80,8 +80,10 @@ class Run:
         self.exit_code = 0
         self.sigints = 0
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.begun: asyncio.Event | None = None  # a stop began (set at the trigger)
-        self.stop_event: asyncio.Event | None = None  # the sequence began (phase 1)
+        # asyncio.Event binds to a loop on first use (3.10+): safe to make before the loop.
+        self.begun = asyncio.Event()  # a stop began (set at the trigger)
+        self.stop_event = asyncio.Event()  # the sequence began (phase 1)
+        self.main_running = asyncio.Event()
         self.load_error: BaseException | None = None
         self.main_task: asyncio.Task[Any] | None = None
         self.main_started = False
@@ -94,11 +96,13 @@ class Run:
         self.failures: set[str] = set()
         self.excluded_pids: set[int] = set()
         self.deadline_missed = False
+        self.sequence_done = False  # the summary is logged; only the interpreter's exit is left
+        self.outcome: Any = None  # the sequence's Outcome, once it ran
         self._once = threading.Lock()
         self.watchdog = Watchdog(self._deadline_reached)
         self.guard = SignalGuard(self.handle_signal, self._library_drains)
         self.tasks = TaskWatch(self._task_died, lambda: self.deadline is not None)
-        self.executor = ThreadPoolExecutor(thread_name_prefix="graceful-executor")
+        self.executor: Executor | None = None  # ours, where the loop's own is out of reach
 
     # -- starting the shutdown ---------------------------------------------------------
 
@@ -152,8 +156,7 @@ class Run:
             self._wake()
 
     def _wake(self) -> None:
-        if self.begun is not None:
-            self.begun.set()
+        self.begun.set()
 
     def _deadline_reached(self) -> None:
         """Runs on the watchdog thread at the hard deadline."""
@@ -163,10 +166,13 @@ class Run:
             return
         stack = thread_stack(threading.main_thread().ident)
         write_stderr(f"graceful: the main thread at the deadline (innermost last):\n{stack}")
+        where = (
+            "while the interpreter exited (a blocking atexit handler or thread)"
+            if self.sequence_done
+            else "with the shutdown still running (a blocked loop, import or thread)"
+        )
         force_exit(
-            EXIT_FAILURE,
-            f"deadline of {self.config.grace:g} s after {self.reason} reached"
-            " with the shutdown still running (a blocked loop, import or thread)",
+            EXIT_FAILURE, f"deadline of {self.config.grace:g} s after {self.reason} reached {where}"
         )
 
     def _library_drains(self) -> None:
@@ -175,6 +181,9 @@ class Run:
         self.main_listens = True
 
     def _task_died(self, task: asyncio.Task[Any], error: BaseException) -> None:
+        from ._shutdown import keep_logger_enabled
+
+        keep_logger_enabled()
         policy = self.config.task_errors
         then = (
             "starting the shutdown (--task-errors shutdown)"
@@ -223,10 +232,15 @@ class Run:
 
     async def main(self, target: Main | None) -> int:
         loop = self.loop = asyncio.get_running_loop()
-        if not self.embedded:
+        if not self.embedded and not hasattr(loop, "_default_executor"):
+            # uvloop keeps its default executor private, and its
+            # shutdown_default_executor() joins the threads, blocking the loop on a stuck
+            # one: give it ours, which phase 6 shuts down without waiting. asyncio's own
+            # is reachable, and made only when the app first uses it (no import here).
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.executor = ThreadPoolExecutor(thread_name_prefix="graceful-executor")
             loop.set_default_executor(self.executor)
-        self.begun = asyncio.Event()
-        self.stop_event = asyncio.Event()
         if self.config.handle_signals:
             self.guard.watch(loop)
         self.tasks.install(loop)
@@ -237,13 +251,15 @@ class Run:
                 self.trigger("the app failed to start", None, exit_code_of(self.load_error))
             elif self.deadline is None and target is not None:
                 await self._run_main(target)
-            return await shutdown(self)
+            code = await shutdown(self)
+            self.sequence_done = True
+            return code
         finally:
             self.tasks.uninstall()
             self.guard.stop_watching()
 
     async def _run_main(self, target: Main) -> None:
-        assert self.begun is not None and self.deadline is None
+        assert self.deadline is None
         token = in_app.set(True)
         try:
             task = self.main_task = asyncio.ensure_future(_call_main(self, target))
@@ -291,6 +307,7 @@ class Run:
 async def _call_main(run: Run, target: Main) -> Any:
     run.main_started = True
     readiness.main_running = True
+    run.main_running.set()
     try:
         result: Any = target() if callable(target) else target
         if inspect.isawaitable(result):
@@ -575,7 +592,7 @@ async def wait_for_shutdown() -> ShutdownContext:
     cancelled. **Deadline:** none of its own; it returns at the sequence's start.
     """
     run = _require_run("wait_for_shutdown()")
-    if run.stop_event is None:
+    if run.loop is None or not _in_loop_thread(run.loop):
         raise NotRunningError("wait_for_shutdown() must be awaited inside the app run by graceful")
     task = asyncio.current_task()
     if task is not None:

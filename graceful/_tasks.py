@@ -60,7 +60,7 @@ class TaskWatch:
         loop = self._loop
         if loop is None:
             return
-        if loop.get_task_factory() is self._factory:
+        if loop.get_task_factory() == self._factory:  # (bound methods: equal, not identical)
             loop.set_task_factory(self._previous_factory)
         if loop.get_exception_handler() == self._exception_handler:
             loop.set_exception_handler(self._previous_handler)

@@ -79,6 +79,19 @@ class App:
             if text in line:
                 return
 
+    def stdout_all(self, timeout: float = 20.0) -> str:
+        """Everything the app printed (after it exited)."""
+        while True:
+            try:
+                line = self._lines.get(timeout=timeout)
+            except queue.Empty:
+                break
+            if line is None:
+                self._lines.put(None)
+                break
+            self.stdout.append(line)
+        return "\n".join(self.stdout)
+
     def expect_stderr(self, text: str, timeout: float = 20.0) -> None:
         """Wait until the app writes ``text`` to stderr (e.g. a log line)."""
         if not poll_until(lambda: text in self.stderr, timeout):

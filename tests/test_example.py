@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import random
 import signal
 import sys
+import time
 from pathlib import Path
 
+import pytest
+
 from .conftest import Launcher, stop
+from .test_init import UNSHARE
 
 ROOT = Path(__file__).parent.parent
 
@@ -28,3 +33,77 @@ def test_counter_saves_on_sigterm_and_resumes(launch: Launcher, tmp_path: Path) 
     assert stop(second, signal.SIGINT) == 0
     assert json.loads(state.read_text())["jobs_done"] >= saved
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".counter")] == []
+
+
+def counter_env(state: Path, **extra: str) -> dict[str, str]:
+    return {"COUNTER_STATE": str(state), "COUNTER_TICK": "0.01", "PYTHONPATH": str(ROOT), **extra}
+
+
+def temporaries(state: Path) -> list[str]:
+    return sorted(p.name for p in state.parent.iterdir() if p.name.startswith(f".{state.name}."))
+
+
+@pytest.mark.parametrize("stop_at", ["import", "end", "main"])
+@pytest.mark.parametrize("as_pid1", [False, True], ids=["app", "pid1"])
+def test_a_stop_during_start_up_never_loses_the_saved_state(
+    launch: Launcher, tmp_path: Path, stop_at: str, as_pid1: bool
+) -> None:
+    state = tmp_path / "counter.json"
+    state.write_text(json.dumps({"jobs_done": 500}))
+    env = counter_env(state, STOP_AT=stop_at, PID1="1" if as_pid1 else "0")
+    argv = [sys.executable, "-m", "graceful", "--grace", "3", "counter_startup:main"]
+    app = launch.command([*UNSHARE, *argv] if as_pid1 else argv, env=env)
+    assert app.wait() == 0
+    assert f"stopped at {stop_at}" in app.stdout_all()
+    assert json.loads(state.read_text()) == {"jobs_done": 500}
+    assert temporaries(state) == []
+    if stop_at == "main":  # main started: the hook ran, and saved nothing unloaded
+        assert "state not loaded yet" in app.stdout_all()
+    else:  # main never started: the hook was skipped
+        assert "hooks ['save_state'] were skipped" in app.stderr
+
+
+def test_stale_temporaries_are_removed_at_start(launch: Launcher, tmp_path: Path) -> None:
+    state = tmp_path / "counter.json"
+    state.write_text(json.dumps({"jobs_done": 7}))
+    for name in (".counter.json.a1b2c3", ".counter.json.zz9"):
+        (tmp_path / name).write_text("{half a wri")
+    argv = [sys.executable, "-m", "graceful", "--grace", "3", "examples.counter:main"]
+    app = launch.command(argv, env=counter_env(state))
+    app.expect("removed 2 unfinished temporary file(s)")
+    app.expect("counter started at jobs_done=7")
+    assert stop(app) == 0
+    assert temporaries(state) == []
+    assert json.loads(state.read_text())["jobs_done"] >= 7
+
+
+def test_sigkill_at_any_moment_leaves_the_old_or_the_new_file(
+    launch: Launcher, tmp_path: Path
+) -> None:
+    """Start/stop cycles with a SIGKILL at a random moment of the stop (often in the
+    middle of the hook's write): the file is always whole and the count never goes back."""
+    state = tmp_path / "counter.json"
+    rng = random.Random(1234)
+    argv = [sys.executable, "-m", "graceful", "--grace", "3", "examples.counter:main"]
+    last = 0
+    for _ in range(12):
+        app = launch.command(argv, env=counter_env(state))
+        app.expect("counter started at jobs_done=")
+        app.expect("jobs_done=")  # one more job done
+        app.send(signal.SIGTERM)
+        delay_ms = rng.uniform(0, 15)
+        end = time.monotonic() + delay_ms / 1000
+        while time.monotonic() < end and app.proc.poll() is None:
+            pass  # a busy wait: the SIGKILL lands at a random point of the stop
+        app.proc.kill()
+        app.wait()
+        if state.exists():
+            count = json.loads(state.read_text())["jobs_done"]  # whole, never torn
+            assert count >= last
+            last = count
+    assert last > 0
+    # The next start cleans up what the SIGKILLs cut short.
+    app = launch.command(argv, env=counter_env(state))
+    app.expect("counter started at jobs_done=")
+    assert temporaries(state) == []
+    assert stop(app) == 0

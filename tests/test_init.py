@@ -270,3 +270,59 @@ def test_without_pid1_duties_the_init_stays_off_and_says_so(launch: Launcher) ->
     app = launch.graceful("--log-level", "DEBUG", "--init", "off", "idle:returns_seven")
     assert app.wait() == 7
     assert "init off: --init off" in app.stderr
+    app = launch.graceful(
+        "--log-level", "DEBUG", "idle:returns_seven", env={"GRACEFUL_INIT": "off"}
+    )
+    assert app.wait() == 7
+    assert "init off: GRACEFUL_INIT=off" in app.stderr
+    first = app.stderr.splitlines()[0]
+    assert first[:4].isdigit() and " graceful DEBUG: " in first  # timestamped like the rest
+
+
+def test_exec_mode_a_directory_says_so() -> None:
+    result = exec_mode("/tmp")
+    assert result.returncode == 126
+    assert result.stderr.strip() == "graceful: error: command '/tmp' is a directory, not a program"
+
+
+def sig_blocked(status: str) -> int:
+    (line,) = [x for x in status.splitlines() if x.startswith("SigBlk:")]
+    return int(line.split()[1], 16)
+
+
+BLOCK_THEN_EXEC = (
+    "import os, signal, sys\n"
+    "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGUSR1})\n"
+    "os.execv(sys.executable, [sys.executable, '-m', 'graceful', '--', 'cat', '/proc/self/status'])\n"
+)
+
+
+def test_exec_mode_hands_on_the_signal_mask_it_was_given() -> None:
+    # A parent that blocks signals on purpose (tini's sigconf test): the command gets
+    # exactly that mask, not one with graceful's own blocking undone or left over.
+    given = subprocess.run(
+        [sys.executable, "-c", BLOCK_THEN_EXEC], capture_output=True, text=True, timeout=30
+    )
+    assert given.returncode == 0, given.stderr
+    expected = (1 << (signal.SIGTERM - 1)) | (1 << (signal.SIGUSR1 - 1))
+    assert sig_blocked(given.stdout) == expected
+    plain = exec_mode("cat", "/proc/self/status")
+    assert sig_blocked(plain.stdout) == 0
+
+
+def test_init_is_not_stopped_by_terminal_signals(launch: Launcher) -> None:
+    app = launch.graceful("--init", "on", "--", sys.executable, "-c", TRAPS_TERM)
+    app.expect("ready")
+    for sig in (signal.SIGTTIN, signal.SIGTTOU):
+        app.send(sig)
+    # Still forwarding: a SIGTERM right after reaches the command (a stopped init would not).
+    assert stop(app) == 3
+    app.expect("got SIGTERM")
+    assert proc_stat_or_gone(app.proc.pid)
+
+
+def proc_stat_or_gone(pid: int) -> bool:
+    try:
+        return proc_stat(pid)[0] != "T"
+    except FileNotFoundError:
+        return True

@@ -158,3 +158,12 @@ def test_missing_dependency_of_the_app_is_the_apps_error(launch: Launcher) -> No
     assert app.wait() == 1
     assert "No module named 'graceful_test_no_such_dependency'" in app.stderr
     assert "Traceback" in app.stderr
+
+
+def test_a_child_killed_at_the_deadline_leaves_the_summary_last(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "1.5", "children:awaits_stubborn_child")
+    app.expect("ready")
+    assert stop(app) == 1
+    assert app.elapsed() < 1.5
+    last = app.stderr.rstrip().splitlines()[-1]
+    assert "shutdown after SIGTERM" in last and "killed 1" in last, app.stderr

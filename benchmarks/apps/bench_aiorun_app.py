@@ -9,8 +9,13 @@ from __future__ import annotations
 import sys
 
 import aiorun
-from bench_app import main
+from bench_app import main, save_state
 
 if __name__ == "__main__":
     use_uvloop = sys.argv[1:] == ["uvloop"]
-    aiorun.run(main(), stop_on_unhandled_errors=True, use_uvloop=use_uvloop)
+    aiorun.run(
+        main(),
+        stop_on_unhandled_errors=True,
+        use_uvloop=use_uvloop,
+        shutdown_callback=lambda loop: save_state(),
+    )

@@ -13,7 +13,7 @@ import asyncio
 import signal
 import sys
 
-from bench_app import say_ready
+from bench_app import save_state, say_ready
 
 
 async def main() -> None:
@@ -23,6 +23,7 @@ async def main() -> None:
         loop.add_signal_handler(sig, stop.set)
     say_ready()
     await stop.wait()
+    save_state()
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ def server_drain_timeout(run: Run) -> float:
 
 async def wait_for_stop(run: Run, serving: asyncio.Future[Any]) -> bool:
     """Wait until the sequence starts (True) or the server ends by itself (False)."""
-    assert run.stop_event is not None
     stop = asyncio.ensure_future(run.stop_event.wait())
     try:
         await asyncio.wait({serving, stop}, return_when=asyncio.FIRST_COMPLETED)

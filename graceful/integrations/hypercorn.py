@@ -48,7 +48,6 @@ async def serve(app: Any, config: Any = None, **settings: Any) -> None:
     run = join()
 
     async def stopped() -> None:
-        assert run.stop_event is not None
         await run.stop_event.wait()
         config.graceful_timeout = server_drain_timeout(run)
 

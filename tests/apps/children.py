@@ -49,3 +49,14 @@ async def main() -> None:
         for mode, proc in procs:
             code = await asyncio.shield(proc.wait())
             record(f"returncode {mode} {code}")
+
+
+async def awaits_stubborn_child() -> None:
+    """main awaits an asyncio child that ignores SIGTERM: it is SIGKILLed at the deadline."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CHILD, "ignores", stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    await proc.stdout.readline()
+    ready()
+    await proc.wait()

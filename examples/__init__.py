@@ -1,0 +1,1 @@
+"""Example services run with graceful (see the README)."""
