@@ -3,6 +3,8 @@ real signals, both loops; the server run its own way too, and as PID 1."""
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import http.client
 import os
 import signal
@@ -213,3 +215,55 @@ def test_port_in_use_exits_with_uvicorns_code_after_the_sequence(
     assert app.events()[-1] == "hook saved"
     assert "Task was destroyed" not in app.stderr
     assert "exit code 3" in app.stderr.rstrip().splitlines()[-1]
+
+
+async def _flood(
+    port: int, stop_after: float, results: dict[str, int], loaded: asyncio.Event
+) -> None:
+    """One client: new connection, one request, again, until refused or time is up."""
+    end = time.monotonic() + stop_after
+    while time.monotonic() < end:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except ConnectionRefusedError:
+            results["refused"] += 1
+            return
+        except OSError:
+            results["connect failed"] += 1
+            return
+        try:
+            writer.write(b"GET /ping HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            await writer.drain()
+            data = await reader.read()
+            key = "ok" if data.startswith(b"HTTP/1.1 200") else "no answer" if not data else "other"
+            results[key] += 1
+            if results["ok"] >= 200:
+                loaded.set()
+        except ConnectionResetError:
+            results["reset after connect"] += 1
+        finally:
+            writer.close()
+
+
+@pytest.mark.parametrize("target", ["web:uvicorn_integration", "web:aiohttp_integration"])
+def test_connections_already_accepted_by_the_kernel_are_served_not_reset(
+    launch: Launcher, port: int, target: str
+) -> None:
+    """New connections keep coming while the listener closes: each gets an answer or a
+    refusal, never a reset after connect (the kernel's queue is taken before the close,
+    and connections that have not sent their request yet are given time to send it)."""
+    app = start(launch, target, port, "--grace", "5")
+    results: collections.Counter[str] = collections.Counter()
+
+    async def scenario() -> None:
+        loaded = asyncio.Event()
+        clients = [asyncio.ensure_future(_flood(port, 15, results, loaded)) for _ in range(32)]
+        await asyncio.wait_for(loaded.wait(), 20)  # the load is on
+        app.send(signal.SIGTERM)
+        await asyncio.wait_for(asyncio.gather(*clients), 30)
+
+    asyncio.run(scenario())
+    assert app.wait() == 0
+    assert results["reset after connect"] == 0, results
+    assert results["no answer"] == 0, results
+    assert results["refused"] > 0  # every client ended on a refusal once the listener closed

@@ -104,3 +104,83 @@ class TrackRequests:
                 await send({"type": "http.response.body", "body": _SHUTTING_DOWN_BODY})
         finally:
             self.in_flight -= 1
+
+
+def accept_backlog(
+    server: Any, protocol_factory: Callable[[], asyncio.BaseProtocol]
+) -> list[asyncio.Task[None]]:
+    """Accept every connection waiting in the kernel's queue of ``server``'s listening
+    sockets and hand it to the server, then close the listeners.
+
+    Closing a listening socket resets the connections the kernel had completed but
+    the loop had not accepted yet: clients that connected in the last moment get a
+    reset instead of an answer. Accepting them first, in the same step as the close,
+    leaves only connections that arrive after it, and those are refused. (A handshake
+    that completes between the last accept and the close, microseconds, is still
+    reset: the kernel offers no way to stop new handshakes without dropping the
+    queue.) Returns the tasks that hand the taken connections over.
+    """
+    import os
+    import socket
+
+    loop = asyncio.get_running_loop()
+    taken: list[asyncio.Task[None]] = []
+    for listening in server.sockets or ():
+        try:
+            dup = socket.socket(fileno=os.dup(listening.fileno()))
+        except OSError:
+            continue
+        try:
+            dup.setblocking(False)
+            while True:
+                try:
+                    conn, _ = dup.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:  # e.g. too many open files: leave the rest to the close
+                    break
+                taken.append(loop.create_task(_serve_accepted(loop, conn, protocol_factory)))
+        finally:
+            dup.close()
+    server.close()
+    return taken
+
+
+async def _serve_accepted(
+    loop: asyncio.AbstractEventLoop,
+    conn: Any,
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
+) -> None:
+    try:
+        await loop.connect_accepted_socket(protocol_factory, conn)
+    except OSError:
+        conn.close()
+
+
+FRESH_WAIT = 0.25
+"""At most this long (and at most a quarter of the drain budget), connections that were
+accepted but have not sent their first request yet are given to send it, before the
+server closes the connections it thinks idle."""
+
+
+async def let_fresh_connections_speak(
+    run: Run,
+    taken: list[asyncio.Task[None]],
+    connections: Callable[[], list[Any]],
+    fresh: Callable[[Any], bool],
+) -> None:
+    """Wait until no connection is fresh (accepted, no request yet), within a bound.
+
+    A server's graceful shutdown closes every connection without a request in
+    progress. One accepted a moment ago, whose client is about to send its request,
+    is among them: the client gets a reset for a request that was never refused.
+    """
+    loop = asyncio.get_running_loop()
+    bound = min(FRESH_WAIT, server_drain_timeout(run) / 4)
+    end = loop.time() + bound
+    if taken:  # the connections taken from the backlog join the server first
+        await asyncio.wait(taken, timeout=bound)
+    await asyncio.sleep(0)
+    # No event tells that a request arrived on a connection: look every 5 ms.
+    while any(fresh(c) for c in connections()) and loop.time() < end:  # noqa: ASYNC110
+        await asyncio.sleep(0.005)

@@ -27,7 +27,14 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ._common import CUT, join, server_drain_timeout, wait_for_stop
+from ._common import (
+    CUT,
+    accept_backlog,
+    join,
+    let_fresh_connections_speak,
+    server_drain_timeout,
+    wait_for_stop,
+)
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -109,5 +116,21 @@ async def serve(
         await site.start()
         forever = asyncio.get_running_loop().create_future()
         await wait_for_stop(run, forever)
+        # Take what the kernel already accepted before the sites close their listeners
+        # (closing resets those), and let it hand over its requests before aiohttp
+        # closes the connections it thinks idle.
+        web_server = runner.server
+        if web_server is not None:
+            taken = []
+            for each in runner.sites:
+                listener = getattr(each, "_server", None)
+                if listener is not None:
+                    taken += accept_backlog(listener, web_server)
+            await let_fresh_connections_speak(
+                run,
+                taken,
+                lambda: list(web_server.connections),
+                lambda handler: getattr(handler, "_request_count", 1) == 0,  # no request yet
+            )
     finally:
         await runner.cleanup()

@@ -23,7 +23,14 @@ import asyncio
 import contextlib
 from typing import Any
 
-from ._common import TrackRequests, join, server_drain_timeout, wait_for_stop
+from ._common import (
+    TrackRequests,
+    accept_backlog,
+    join,
+    let_fresh_connections_speak,
+    server_drain_timeout,
+    wait_for_stop,
+)
 
 _UVICORN_DELAYS = 0.2
 """uvicorn looks at ``should_exit`` every 0.1 s, then sleeps 0.1 s before it waits for
@@ -59,6 +66,7 @@ async def serve(app: Any, **config: Any) -> None:
     cfg.loaded_app = TrackRequests(cfg.loaded_app, run)
     server = uvicorn.Server(cfg)
     _switch_off_signal_handling(server)
+    _accept_the_backlog_first(server, run)
     serving = asyncio.ensure_future(_serve(server))
     try:
         if await wait_for_stop(run, serving):
@@ -74,6 +82,39 @@ async def serve(app: Any, **config: Any) -> None:
         raise
     if code is not None:
         raise SystemExit(code)  # uvicorn's own exit (e.g. port in use): main's exit code
+
+
+def _accept_the_backlog_first(server: Any, run: Any) -> None:
+    """Before uvicorn closes its listeners, take the connections the kernel already
+    accepted, and let them hand over their requests before uvicorn closes the
+    connections it thinks idle (see ``accept_backlog``)."""
+    original = server.shutdown
+
+    async def shutdown(sockets: Any = None) -> None:
+        loop = asyncio.get_running_loop()
+        taken = []
+        for listener in getattr(server, "servers", ()):
+            taken += accept_backlog(listener, _protocol_factory(server, listener, loop))
+        await let_fresh_connections_speak(
+            run,
+            taken,
+            lambda: list(server.server_state.connections),
+            lambda proto: getattr(proto, "cycle", True) is None,  # no request yet
+        )
+        await original(sockets)
+
+    server.shutdown = shutdown
+
+
+def _protocol_factory(server: Any, listener: Any, loop: asyncio.AbstractEventLoop) -> Any:
+    factory = getattr(listener, "_protocol_factory", None)  # asyncio's Server keeps it
+    if factory is not None:
+        return factory
+    # uvloop's Server does not expose it: build what uvicorn's startup() builds.
+    cfg = server.config
+    return lambda: cfg.http_protocol_class(
+        config=cfg, server_state=server.server_state, app_state=server.lifespan.state, _loop=loop
+    )
 
 
 def _switch_off_signal_handling(server: Any) -> None:
