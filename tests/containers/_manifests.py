@@ -21,42 +21,44 @@ import yaml
 from ._podman import ROOT
 
 KUBERNETES = ROOT / "examples" / "kubernetes"
-OVERLAYS = ("staging", "production", "exec-probes")
+# Each kustomization under examples/kubernetes, and the Dockerfile of its image.
+KUSTOMIZATIONS = {
+    "overlays/staging": "Dockerfile.example",
+    "overlays/production": "Dockerfile.example",
+    "overlays/exec-probes": "Dockerfile.example",
+    "web": "Dockerfile.web.example",
+}
 PROBES = {"readinessProbe": ("/readyz", "ready"), "livenessProbe": ("/livez", "live")}
 Doc = dict[str, Any]
 
 
-def render(overlay: str) -> list[Doc]:
-    """``kubectl kustomize`` of one overlay (offline: no cluster is needed): a copy the
-    caller may change."""
-    return copy.deepcopy(_render(overlay))
+def render(kustomization: str) -> list[Doc]:
+    """``kubectl kustomize`` of one kustomization (offline: no cluster is needed): a
+    copy the caller may change."""
+    return copy.deepcopy(_render(kustomization))
 
 
 @functools.cache
-def _render(overlay: str) -> list[Doc]:
+def _render(kustomization: str) -> list[Doc]:
     if shutil.which("kubectl") is None:
         pytest.fail("kubectl not found; install kubectl (1.27 or newer) to render the overlays")
     result = subprocess.run(
-        ["kubectl", "kustomize", str(KUBERNETES / "overlays" / overlay)],
+        ["kubectl", "kustomize", str(KUBERNETES / kustomization)],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.returncode == 0, f"kubectl kustomize {overlay} failed:\n{result.stderr}"
+    assert result.returncode == 0, f"kubectl kustomize {kustomization} failed:\n{result.stderr}"
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-def image_uid() -> int:
-    """The numeric USER of Dockerfile.example, which runAsUser must repeat."""
-    found = re.search(r"^USER (\d+)", (ROOT / "Dockerfile.example").read_text(), re.MULTILINE)
-    assert found, "Dockerfile.example has no numeric USER line"
-    return int(found.group(1))
-
-
-def image_state_dir() -> str:
-    found = re.search(r"^VOLUME (\S+)", (ROOT / "Dockerfile.example").read_text(), re.MULTILINE)
-    assert found, "Dockerfile.example has no VOLUME line"
-    return found.group(1)
+def check(kustomization: str, docs: list[Doc]) -> list[str]:
+    """``problems()`` of rendered objects against the image they run."""
+    dockerfile = (ROOT / KUSTOMIZATIONS[kustomization]).read_text()
+    uid = re.search(r"^USER (\d+)", dockerfile, re.MULTILINE)
+    assert uid, f"{KUSTOMIZATIONS[kustomization]} has no numeric USER line"
+    volume = re.search(r"^VOLUME (\S+)", dockerfile, re.MULTILINE)
+    return problems(docs, int(uid.group(1)), volume.group(1) if volume else None)
 
 
 def settings(container: Doc, docs: list[Doc]) -> dict[str, str]:
@@ -71,7 +73,9 @@ def settings(container: Doc, docs: list[Doc]) -> dict[str, str]:
     return env
 
 
-def problems(docs: list[Doc], uid: int, state_dir: str) -> list[str]:
+def problems(docs: list[Doc], uid: int, state_dir: str | None) -> list[str]:
+    """Every stop rule the objects break; ``uid`` is the image's USER, ``state_dir`` its
+    VOLUME (None: a stateless image)."""
     found: list[str] = []
     deployments = [d for d in docs if d["kind"] == "Deployment"]
     if not deployments:
@@ -83,7 +87,9 @@ def problems(docs: list[Doc], uid: int, state_dir: str) -> list[str]:
     return found
 
 
-def deployment_problems(deployment: Doc, docs: list[Doc], uid: int, state_dir: str) -> list[str]:
+def deployment_problems(
+    deployment: Doc, docs: list[Doc], uid: int, state_dir: str | None
+) -> list[str]:
     name = deployment["metadata"]["name"]
     pod = deployment["spec"]["template"]["spec"]
     found: list[str] = []
@@ -105,7 +111,7 @@ def deployment_problems(deployment: Doc, docs: list[Doc], uid: int, state_dir: s
         found += probe_problems(where, container, env)
         found += security_problems(where, pod, container, uid)
         mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
-        if state_dir not in mounts:
+        if state_dir is not None and state_dir not in mounts:
             found.append(f"{where}: {state_dir} is not on a volume (the root is read-only)")
         stateful = any(m in claims for m in mounts.values())
         found += strategy_problems(name, deployment["spec"], stateful)

@@ -31,6 +31,7 @@ CONFIG_DIR = ROOT / ".containers"
 INSIDE = Path(__file__).parent / "inside"
 BASE_IMAGE = os.environ.get("GRACEFUL_BASE_IMAGE", "localhost/graceful-base:bookworm")
 IMAGE = "localhost/graceful-counter:test"
+WEB_IMAGE = "localhost/graceful-web:test"
 SETUP_HINT = "run scripts/containers-setup (make test-containers runs it first)"
 
 # Both the image's and podman's own figures: USER in Dockerfile.example, the state
@@ -38,6 +39,7 @@ SETUP_HINT = "run scripts/containers-setup (make test-containers runs it first)"
 APP_UID = 10001
 STATE_DIR = "/var/lib/counter"
 HEALTH_PORT = 8081
+WEB_PORT = 8000
 
 
 def environment() -> dict[str, str]:
@@ -205,6 +207,11 @@ class Container:
             answers[path] = (int(status), body)
         return answers
 
+    def wait_for_http(self, port: int, path: str = "/", timeout: float = 30.0) -> None:
+        """Wait until a server in the container answers (any HTTP status)."""
+        result = self.run_inside("wait_for_http.py", str(port), path, str(timeout))
+        assert result.returncode == 0, result.stdout + quiet(result.stderr) + self.logs.text()
+
     def inspect(self, template: str) -> str:
         return podman("inspect", self.name, "--format", template).stdout.strip()
 
@@ -230,8 +237,8 @@ def volume_path(volume: str) -> Path:
     return Path(podman("volume", "inspect", volume, "--format", "{{.Mountpoint}}").stdout.strip())
 
 
-def build_image(tag: str = IMAGE) -> None:
-    """Build Dockerfile.example on the base image made by scripts/containers-setup.
+def build_image(tag: str, dockerfile: str) -> None:
+    """Build a Dockerfile of the project on the base image made by scripts/containers-setup.
 
     The flags are this machine's, not the Dockerfile's: pip in the build reaches the
     package index through the host's network, whose TLS goes through a CA the base
@@ -243,7 +250,7 @@ def build_image(tag: str = IMAGE) -> None:
     """
     if podman("image", "exists", BASE_IMAGE, check=False).returncode != 0:
         pytest.fail(f"base image {BASE_IMAGE} not found; {SETUP_HINT}", pytrace=False)
-    args = ["build", "--file", str(ROOT / "Dockerfile.example"), "--format", "docker"]
+    args = ["build", "--file", str(ROOT / dockerfile), "--format", "docker"]
     args += ["--pull=never", "--network=host", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}"]
     if Path("/etc/ssl/certs/ca-certificates.crt").is_file():
         args += ["--volume", "/etc/ssl/certs:/etc/ssl/certs:ro"]

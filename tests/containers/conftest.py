@@ -7,14 +7,21 @@ from collections.abc import Iterator, Mapping
 
 import pytest
 
-from ._podman import IMAGE, STATE_DIR, Container, build_image, podman, unique
+from ._podman import IMAGE, STATE_DIR, WEB_IMAGE, Container, build_image, podman, unique
 
 
 @pytest.fixture(scope="session")
 def image() -> str:
     """Dockerfile.example, built on the local base image (layers cached between runs)."""
-    build_image(IMAGE)
+    build_image(IMAGE, "Dockerfile.example")
     return IMAGE
+
+
+@pytest.fixture(scope="session")
+def web_image() -> str:
+    """Dockerfile.web.example, the stateless web example."""
+    build_image(WEB_IMAGE, "Dockerfile.web.example")
+    return WEB_IMAGE
 
 
 class Podman:
@@ -36,8 +43,10 @@ class Podman:
         env: Mapping[str, str] | None = None,
         volume: str | None = None,
         network: str = "none",
+        image: str | None = None,
     ) -> Container:
-        """``podman run --detach`` of the image; its output is followed from the start.
+        """``podman run --detach`` of the image (the counter's unless ``image`` says);
+        its output is followed from the start.
 
         No network by default: the tests read the health endpoints from inside the
         container, and a private network namespace cannot clash with anything else
@@ -49,7 +58,7 @@ class Podman:
             argv += ["--env", f"{key}={value}"]
         if volume is not None:
             argv += ["--volume", f"{volume}:{STATE_DIR}"]
-        podman(*argv, *options, self.image)
+        podman(*argv, *options, image or self.image)
         container = Container(name)
         self.containers.append(container)
         return container

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ._podman import podman
+from ._podman import WEB_PORT, podman
 from .conftest import Podman
 
 pytestmark = pytest.mark.timeout(300)
@@ -47,3 +47,21 @@ def test_readyz_fails_during_the_drain_delay_while_the_app_works_on(containers: 
 
 def count(line: str) -> int:
     return int(line.split("jobs_done=")[1].split()[0])
+
+
+def test_web_fails_readyz_but_serves_requests_during_the_drain(
+    containers: Podman, web_image: str
+) -> None:
+    """What a rolling update relies on: taken out of rotation, still serving."""
+    settings = {"GRACEFUL_GRACE": "20", "GRACEFUL_DRAIN_DELAY": "8"}
+    container = containers.run(image=web_image, env=settings)
+    container.wait_for_http(WEB_PORT)
+    assert container.http_get("/readyz")["/readyz"][0] == 200
+
+    podman("kill", "--signal", "TERM", container.name)
+    container.logs.expect("SIGTERM received")
+    assert container.http_get("/readyz")["/readyz"][0] == 503
+    status, body = container.http_get("/", port=WEB_PORT)["/"]
+    assert status == 200 and body.startswith("hello from"), body
+    assert container.inspect("{{.State.Running}}") == "true"  # all of it during the drain
+    assert container.wait_exit(timeout=40) == 0, container.logs.text()

@@ -1,5 +1,5 @@
-"""The staging overlay run for real with `podman kube play`: a pod from the rendered
-Deployment, with its ConfigMap, its security context and its claim.
+"""The staging overlay and the web example run for real with `podman kube play`: a pod
+from the rendered Deployment, with its ConfigMap, its security context and its claim.
 
 `kube play` is not a cluster. What podman 4.3 does with these manifests:
 - honours: the image, ``envFrom`` a ConfigMap in the same file, ``runAsUser``,
@@ -44,40 +44,53 @@ def free_port() -> int:
 
 
 class Played:
-    """One `kube play` of the rendered staging overlay, adjusted to run here."""
+    """One `kube play` of a rendered kustomization, adjusted to run here: the local
+    image, IfNotPresent, one replica (more would clash on the host ports), each port
+    on 127.0.0.1 at a free host port, names of its own."""
 
-    def __init__(self, image: str, tmp_path: Path) -> None:
+    def __init__(self, kustomization: str, image: str, tmp_path: Path) -> None:
         self.image = image
-        self.name = unique("counter")
+        self.docs = render(kustomization)
+        deployment = next(d for d in self.docs if d["kind"] == "Deployment")
+        self.name = unique(deployment["metadata"]["name"])
         self.claim = f"{self.name}-state"
-        self.host_port = free_port()
-        self.docs = render("staging")
+        self.host_ports: dict[str, int] = {}
         for doc in self.docs:
-            if doc["kind"] == "Deployment":
-                self.adjust(doc)
             if doc["kind"] == "PersistentVolumeClaim":
                 doc["metadata"]["name"] = self.claim
-        self.file = tmp_path / "staging.yaml"
+        self.adjust(deployment)
+        self.file = tmp_path / "played.yaml"
         self.file.write_text(yaml.safe_dump_all(self.docs))
         self.pod = f"{self.name}-pod-0"
         podman("kube", "play", str(self.file), timeout=120)
-        self.container = Container(f"{self.pod}-counter")
+        container = deployment["spec"]["template"]["spec"]["containers"][0]["name"]
+        self.container = Container(f"{self.pod}-{container}")
 
     def adjust(self, deployment: Doc) -> None:
         deployment["metadata"]["name"] = self.name
+        deployment["spec"]["replicas"] = 1
         pod = deployment["spec"]["template"]["spec"]
         container = pod["containers"][0]
         container["image"] = self.image
         container["imagePullPolicy"] = "IfNotPresent"
         for port in container["ports"]:
-            port.update(hostIP="127.0.0.1", hostPort=self.host_port)
-        for volume in pod["volumes"]:
+            self.host_ports[port["name"]] = free_port()
+            port.update(hostIP="127.0.0.1", hostPort=self.host_ports[port["name"]])
+        for volume in pod.get("volumes", []):
             if "persistentVolumeClaim" in volume:
                 volume["persistentVolumeClaim"]["claimName"] = self.claim
 
     def config(self) -> dict[str, str]:
         data: dict[str, str] = next(d for d in self.docs if d["kind"] == "ConfigMap")["data"]
         return data
+
+    def stop(self) -> tuple[float, int]:
+        """`podman pod stop`: SIGTERM, then SIGKILL after podman's 10 s (not the
+        manifest's terminationGracePeriodSeconds). (seconds, exit code)"""
+        started = time.monotonic()
+        podman("pod", "stop", self.pod, timeout=40)
+        elapsed = time.monotonic() - started
+        return elapsed, int(self.container.inspect("{{.State.ExitCode}}"))
 
     def down(self) -> None:
         podman("pod", "stop", "--time", "0", self.pod, check=False)
@@ -88,7 +101,14 @@ class Played:
 
 @pytest.fixture
 def played(image: str, tmp_path: Path) -> Iterator[Played]:
-    run = Played(image, tmp_path)
+    run = Played("overlays/staging", image, tmp_path)
+    yield run
+    run.down()
+
+
+@pytest.fixture
+def played_web(web_image: str, tmp_path: Path) -> Iterator[Played]:
+    run = Played("web", web_image, tmp_path)
     yield run
     run.down()
 
@@ -110,10 +130,8 @@ def test_kube_play_of_staging_runs_as_the_manifest_says_and_stops_cleanly(played
     assert status.split() == ["CapEff:", "0000000000000000", "NoNewPrivs:", "1"]
     container.logs.expect("jobs_done=2")
 
-    started = time.monotonic()
-    podman("pod", "stop", played.pod, timeout=40)  # SIGTERM, then SIGKILL after 10 s
-    elapsed = time.monotonic() - started
-    assert int(container.inspect("{{.State.ExitCode}}")) == 0, container.logs.text()
+    elapsed, code = played.stop()
+    assert code == 0, container.logs.text()
     assert elapsed < float(played.config()["GRACEFUL_GRACE"])
     saved = container.logs.expect("saved jobs_done=")
     count = int(saved.split("jobs_done=")[1].split()[0])
@@ -128,8 +146,25 @@ def test_kube_play_of_staging_serves_the_health_endpoints(played: Played) -> Non
     answers = container.http_get("/readyz", "/livez")
     assert [status for status, _ in answers.values()] == [200, 200], answers
     # From the host, through the port the copy published on 127.0.0.1.
-    url = f"http://127.0.0.1:{played.host_port}/readyz"
+    url = f"http://127.0.0.1:{played.host_ports['health']}/readyz"
     with urllib.request.urlopen(url, timeout=5) as response:
         assert response.status == 200
     assert container.exec("python", "-m", "graceful", "probe", "ready").returncode == 0
     assert HEALTH_PORT == int(played.config()["GRACEFUL_HEALTH_PORT"])
+
+
+def test_kube_play_of_web_serves_through_its_port_and_drains_before_stopping(
+    played_web: Played,
+) -> None:
+    container = played_web.container
+    container.wait_for_http(int(played_web.config()["PORT"]))
+    # From the host, through the port the copy published on 127.0.0.1.
+    url = f"http://127.0.0.1:{played_web.host_ports['http']}/"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        assert response.status == 200
+        assert response.read().startswith(b"hello from")
+    elapsed, code = played_web.stop()
+    assert code == 0, container.logs.text()
+    # The ConfigMap's drain delay was served in full, inside podman's 10 s.
+    assert elapsed >= float(played_web.config()["GRACEFUL_DRAIN_DELAY"])
+    container.logs.expect("hook: the server has drained")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ._manifests import OVERLAYS, Doc, image_state_dir, image_uid, problems, render
+from ._manifests import KUSTOMIZATIONS, Doc, check, render
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -26,17 +26,17 @@ def validate(docs: list[Doc], path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(tool), "--strict", str(path)], capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_overlay_renders_and_every_object_validates_strictly(overlay: str, tmp_path: Path) -> None:
-    docs = render(overlay)
-    assert {"ConfigMap", "Deployment", "PersistentVolumeClaim"} <= {d["kind"] for d in docs}
-    result = validate(docs, tmp_path / f"{overlay}.yaml")
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_renders_and_every_object_validates_strictly(kustomization: str, tmp_path: Path) -> None:
+    docs = render(kustomization)
+    assert {"ConfigMap", "Deployment"} <= {d["kind"] for d in docs}
+    result = validate(docs, tmp_path / "rendered.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count(" passed for resource ") == len(docs), result.stdout
 
 
 def test_strict_validation_rejects_a_misspelt_field(tmp_path: Path) -> None:
-    docs = render("staging")
+    docs = render("overlays/staging")
     pod = deployment(docs)["spec"]["template"]["spec"]
     pod["terminationGracePeriodSecond"] = pod.pop("terminationGracePeriodSeconds")
     result = validate(docs, tmp_path / "misspelt.yaml")
@@ -44,13 +44,19 @@ def test_strict_validation_rejects_a_misspelt_field(tmp_path: Path) -> None:
     assert "'terminationGracePeriodSecond' was unexpected" in result.stdout
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_overlay_follows_the_stop_rules(overlay: str) -> None:
-    assert problems(render(overlay), image_uid(), image_state_dir()) == []
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_follows_the_stop_rules(kustomization: str) -> None:
+    assert check(kustomization, render(kustomization)) == []
+
+
+def test_the_counter_keeps_its_state_on_a_claim_and_the_web_service_has_none() -> None:
+    kinds = {name: {d["kind"] for d in render(name)} for name in KUSTOMIZATIONS}
+    assert all("PersistentVolumeClaim" in kinds[name] for name in kinds if name != "web")
+    assert "PersistentVolumeClaim" not in kinds["web"]
 
 
 def test_overlays_differ_in_settings_and_resources() -> None:
-    staging, production = render("staging"), render("production")
+    staging, production = render("overlays/staging"), render("overlays/production")
     assert config(staging)["GRACEFUL_GRACE"] != config(production)["GRACEFUL_GRACE"]
     assert config(staging)["GRACEFUL_DRAIN_DELAY"] != config(production)["GRACEFUL_DRAIN_DELAY"]
     assert container(staging)["resources"] != container(production)["resources"]
@@ -162,18 +168,30 @@ BROKEN: dict[str, tuple[Callable[[list[Doc]], None], str]] = {
 
 @pytest.mark.parametrize("case", BROKEN)
 def test_rule_fires_on_a_broken_copy(case: str) -> None:
-    docs = render("staging")
+    docs = render("overlays/staging")
     break_it, expected = BROKEN[case]
     break_it(docs)
-    found = problems(docs, image_uid(), image_state_dir())
+    found = check("overlays/staging", docs)
     assert any(expected in problem for problem in found), found
 
 
 def test_stateless_rolling_update_with_max_unavailable_0_passes() -> None:
-    docs = render("staging")
+    docs = render("overlays/staging")
     stateless(docs)
     deployment(docs)["spec"]["strategy"] = {
         "type": "RollingUpdate",
         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
     }
-    assert problems(docs, image_uid(), image_state_dir()) == []
+    assert check("overlays/staging", docs) == []
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [{"type": "Recreate"}, {"type": "RollingUpdate"}, {"rollingUpdate": {"maxUnavailable": 1}}],
+)
+def test_web_service_needs_a_rolling_update_without_unavailable_pods(strategy: Doc) -> None:
+    docs = render("web")
+    deployment(docs)["spec"]["strategy"] = strategy
+    assert check("web", docs) == [
+        "web: a stateless service needs RollingUpdate with maxUnavailable: 0"
+    ]
