@@ -4,14 +4,31 @@ what makes a rolling update with maxUnavailable: 0 lose no request."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
-from ._podman import WEB_PORT, podman
+from ._podman import APP_UID, HEALTH_PORT, WEB_PORT, podman
 from .conftest import Podman
 
 pytestmark = pytest.mark.timeout(300)
+
+
+def test_web_image_has_the_documented_stop_settings(web_image: str) -> None:
+    info = json.loads(podman("image", "inspect", web_image).stdout)[0]
+    config = info["Config"]
+    assert config["Entrypoint"] == ["python", "-m", "graceful", "examples.web_uvicorn:main"]
+    assert not config.get("Cmd")
+    assert config["User"] == f"{APP_UID}:{APP_UID}"
+    assert config["StopSignal"] == "SIGTERM"
+    assert "Volumes" not in config or not config["Volumes"]  # stateless
+    assert sorted(config["ExposedPorts"]) == sorted([f"{HEALTH_PORT}/tcp", f"{WEB_PORT}/tcp"])
+    assert info["Healthcheck"]["Test"] == ["CMD", "python", "-m", "graceful", "probe", "ready"]
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert env["PORT"] == str(WEB_PORT)
+    assert env["GRACEFUL_DRAIN_DELAY"] == "0"
+    assert [key for key in env if key.startswith("PIP_")] == []
 
 
 def test_web_image_serves_and_podman_stop_exits_0(containers: Podman, web_image: str) -> None:
