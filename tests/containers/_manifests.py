@@ -84,6 +84,8 @@ def problems(docs: list[Doc], uid: int, state_dir: str | None) -> list[str]:
         found += deployment_problems(deployment, docs, uid, state_dir)
     for service in (d for d in docs if d["kind"] == "Service"):
         found += service_problems(service, deployments, docs)
+    for budget in (d for d in docs if d["kind"] == "PodDisruptionBudget"):
+        found += budget_problems(budget, deployments)
     return found
 
 
@@ -203,3 +205,16 @@ def service_problems(service: Doc, deployments: list[Doc], docs: list[Doc]) -> l
                         f"service {service['metadata']['name']}: the health server is on 127.0.0.1"
                     )
     return found
+
+
+def budget_problems(budget: Doc, deployments: list[Doc]) -> list[str]:
+    """A PodDisruptionBudget must select the Deployment's pods, and only them: an empty
+    selector covers every pod in the namespace."""
+    wanted = budget["spec"].get("selector", {}).get("matchLabels", {})
+    name = budget["metadata"]["name"]
+    if not wanted:
+        return [f"budget {name}: no selector (it would cover every pod in the namespace)"]
+    for deployment in deployments:
+        if wanted.items() <= deployment["spec"]["template"]["metadata"]["labels"].items():
+            return []
+    return [f"budget {name}: selects no pod of the Deployment"]

@@ -195,3 +195,16 @@ def test_web_service_needs_a_rolling_update_without_unavailable_pods(strategy: D
     assert check("web", docs) == [
         "web: a stateless service needs RollingUpdate with maxUnavailable: 0"
     ]
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ({}, "budget web: no selector"),
+        ({"matchLabels": {"app.kubernetes.io/name": "other"}}, "budget web: selects no pod"),
+    ],
+)
+def test_web_disruption_budget_must_select_its_pods(selector: Doc, expected: str) -> None:
+    docs = render("web")
+    next(d for d in docs if d["kind"] == "PodDisruptionBudget")["spec"]["selector"] = selector
+    assert any(expected in problem for problem in check("web", docs))
