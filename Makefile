@@ -26,8 +26,8 @@ lint: $(VENV)/.installed
 suite: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The container tests: Dockerfile.example built and run with podman, and the
-# Kubernetes examples rendered, validated and played. The set-up script installs
+# The container tests: Dockerfile.example and Dockerfile.web.example built and run
+# with podman, and the Kubernetes examples rendered, validated and played. The set-up script installs
 # podman and friends on a fresh machine (root), keeps podman's configuration and
 # storage under .containers/ and builds the base image once.
 test-containers: $(VENV)/.installed-containers
