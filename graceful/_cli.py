@@ -25,12 +25,15 @@ if TYPE_CHECKING:
 USAGE = """\
 usage: python -m graceful [OPTIONS] MODULE:ATTR [APP_ARGS...]
        python -m graceful [OPTIONS] -- COMMAND [ARGS...]
+       python -m graceful probe ready|live [--port P] [--host H] [--timeout S]
 
 Run an asyncio service so that SIGTERM/SIGINT stop it cleanly within a deadline.
 MODULE:ATTR names an async function called with no arguments; the app sees
 sys.argv == [MODULE:ATTR, *APP_ARGS]. With -- COMMAND, run any program under
 graceful's init (like tini): signals forwarded, orphans reaped, deadline enforced,
-exit code passed through.
+exit code passed through. With probe, ask the health server of such an app
+(--health-port) whether it is ready or live: exit 0 yes, 1 no or unreachable, 2 bad
+usage; see python -m graceful probe --help.
 
 options (flags win over the environment variables):
   --grace SECONDS        whole window from the first stop signal to exit, 0.5 to
@@ -180,6 +183,8 @@ def main(
 ) -> int:
     """Entry point of ``python -m graceful`` and the ``graceful`` script; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["probe"]:  # first: a probe runs often, and imports nothing else
+        return _probe(args[1:], blocked)
     options = args[: _options_end(args)]
     if "-h" in options or "--help" in options:
         sys.stdout.write(USAGE)
@@ -214,6 +219,17 @@ def main(
 
         sys.argv = [spec, *app_args]
         return execute(config, lambda: load_target(module_name, attr), unblock=blocked, cli=True)
+    except GracefulError as exc:
+        sys.stderr.write(f"graceful: error: {exc}\n")
+        return exc.exit_code
+
+
+def _probe(args: list[str], blocked: frozenset[signal.Signals]) -> int:
+    from ._probe import probe
+
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)  # a probe stops on a signal at once
+    try:
+        return probe(args, os.environ, sys.stdout, sys.stderr)
     except GracefulError as exc:
         sys.stderr.write(f"graceful: error: {exc}\n")
         return exc.exit_code

@@ -31,6 +31,13 @@ MAX_GRACE = 7 * 24 * 3600.0
 """A week: far beyond any orchestrator's window, well inside what the timers hold
 (a grace of 1e10 s overflowed ``time_t`` in the watchdog's wait)."""
 MAX_LAG = 3600.0
+# The default --liveness-max-lag is 5 s. Ordinary stalls of a healthy loop (a garbage
+# collection, a large JSON document, a synchronous DNS lookup, CPU throttling by a
+# container's limit) last tens to hundreds of ms, so 5 s does not restart a busy but
+# healthy pod; a loop stuck for 5 s serves nobody, and Kubernetes' default liveness
+# probe (every 10 s, 3 failures) then restarts it ~30 s later if it stays stuck. It is
+# also below the default grace of 10 s, so a loop that blocks during a stop is reported
+# with its stack before the deadline ends the process.
 
 # option name -> (flag, environment variable)
 SOURCES = {

@@ -16,15 +16,12 @@ when the rest says ready, each bounded by its timeout (done by the health server
 from __future__ import annotations
 
 import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, overload
 
 from ._errors import UsageError
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-    from typing import Any, TypeVar
-
-    F = TypeVar("F", bound=Callable[[], Awaitable[Any]])
+F = TypeVar("F", bound=Callable[[], Awaitable[Any]])
 
 DEFAULT_CHECK_TIMEOUT = 1.0
 
@@ -94,6 +91,12 @@ def set_ready(ready: bool = True) -> None:
     state.app_flag = ready
 
 
+@overload
+def readiness_check(func: F, /) -> F: ...
+@overload
+def readiness_check(
+    *, timeout: float = DEFAULT_CHECK_TIMEOUT, name: str | None = None
+) -> Callable[[F], F]: ...
 def readiness_check(
     func: F | None = None, /, *, timeout: float = DEFAULT_CHECK_TIMEOUT, name: str | None = None
 ) -> Any:

@@ -33,7 +33,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Executor
 from types import FrameType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from weakref import WeakSet
 
 from ._children import descendant_pids, kill_each
@@ -54,6 +54,9 @@ from ._shutdown import blocking_threads, shutdown
 from ._signals import SignalGuard
 from ._stacks import thread_stack
 from ._tasks import TaskWatch, in_app
+
+if TYPE_CHECKING:
+    from ._health import HealthServer
 
 log = logging.getLogger("graceful")
 
@@ -103,6 +106,7 @@ class Run:
         self.guard = SignalGuard(self.handle_signal, self._library_drains)
         self.tasks = TaskWatch(self._task_died, lambda: self.deadline is not None)
         self.executor: Executor | None = None  # ours, where the loop's own is out of reach
+        self.health: HealthServer | None = None  # --health-port: started by execute()
 
     # -- starting the shutdown ---------------------------------------------------------
 
@@ -241,6 +245,8 @@ class Run:
 
             self.executor = ThreadPoolExecutor(thread_name_prefix="graceful-executor")
             loop.set_default_executor(self.executor)
+        if self.health is not None:  # the loop-lag heartbeat, and the loop for the checks
+            self.health.attach(loop)
         if self.config.handle_signals:
             self.guard.watch(loop)
         self.tasks.install(loop)
@@ -391,6 +397,13 @@ def execute(
     readiness.begin(config.readiness)
     _current = run
     try:
+        if config.health_port is not None:
+            # Bound before the app is imported (a port in use is a usage error), and
+            # started while the stop signals are still blocked, so its threads keep
+            # them blocked. Imported only when on: start-up time is a measured figure.
+            from ._health import HealthServer
+
+            run.health = HealthServer.start(config)
         if config.handle_signals:
             run.guard.install()
             if unblock:
@@ -424,6 +437,8 @@ def execute(
         flush_logging()
         return code
     finally:
+        if run.health is not None:  # closed in phase 6 already, unless the run failed
+            run.health.close()
         if not cli:
             run.watchdog.close()
             run.guard.restore()

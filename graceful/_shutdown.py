@@ -131,6 +131,8 @@ async def shutdown(run: Run) -> int:
         # 6. Executor down without waiting; other threads get what is left; flush logs.
         with _phase(deadline, 6, "threads stopped") as note:
             await _stop_threads(run, deadline, out)
+            if run.health is not None:  # up until now: 503 on /readyz, not connection refused
+                run.health.close(min(0.1, deadline.time_left()))
             abandoned = [t.name for t in out.hooks.abandoned_threads if t.is_alive()]
             note(
                 f"{len(out.threads_left)} left running"

@@ -43,6 +43,7 @@ class App:
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._stderr: list[str] = []
+        self._log_lines: queue.Queue[str | None] = queue.Queue()
         assert self.proc.stdout is not None and self.proc.stderr is not None
         self._readers = [
             threading.Thread(target=self._pump, args=(self.proc.stdout,), daemon=True),
@@ -62,6 +63,8 @@ class App:
     def _collect(self, stream: Iterator[str]) -> None:
         for line in stream:
             self._stderr.append(line)
+            self._log_lines.put(line.rstrip("\n"))
+        self._log_lines.put(None)
 
     def expect(self, text: str, timeout: float = 20.0) -> None:
         """Wait until the app prints a line containing ``text``."""
@@ -78,6 +81,24 @@ class App:
             self.stdout.append(line)
             if text in line:
                 return
+
+    def expect_log(self, text: str, timeout: float = 20.0) -> str:
+        """Wait until the app writes a stderr line containing ``text``; return the line.
+
+        Each line is seen once: a later call looks only at lines written after it.
+        """
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._log_lines.get(timeout=max(0.0, end - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(
+                    f"no stderr line {text!r} within {timeout} s; stderr:\n{self.stderr}"
+                ) from None
+            if line is None:
+                raise AssertionError(f"app exited before logging {text!r}; stderr:\n{self.stderr}")
+            if text in line:
+                return line
 
     def stdout_all(self, timeout: float = 20.0) -> str:
         """Everything the app printed (after it exited)."""

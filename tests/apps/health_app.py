@@ -1,0 +1,130 @@
+"""Apps for the health server tests: readiness states, a held shutdown, a blocked loop,
+a timer that tells how often it fired."""
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from _record import ready, record
+
+import graceful
+
+OUT = Path(os.environ["OUT"])
+
+
+@graceful.on_shutdown
+async def held() -> None:
+    """With HOLD=1, the shutdown waits in this hook until SIGUSR1."""
+    if os.environ.get("HOLD") != "1":
+        return
+    go = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, go.set)
+    ready("hook holding")
+    await go.wait()
+    record("hook released")
+
+
+async def main() -> None:
+    ready()
+    await asyncio.Event().wait()
+
+
+async def toggles() -> None:
+    """SIGUSR1: set_ready(); SIGUSR2: set_ready(False); each says so on stdout."""
+    loop = asyncio.get_running_loop()
+
+    def set_ready(flag: bool) -> None:
+        graceful.set_ready(flag)
+        print(f"set_ready({flag})", flush=True)
+
+    loop.add_signal_handler(signal.SIGUSR1, set_ready, True)
+    loop.add_signal_handler(signal.SIGUSR2, set_ready, False)
+    ready()
+    await asyncio.Event().wait()
+
+
+async def blocks() -> None:
+    ready()
+    await stuck_in_sleep()
+
+
+async def stuck_in_sleep() -> None:
+    """Blocks the loop thread with time.sleep until $OUT/release exists."""
+    release = OUT / "release"
+    while not release.exists():
+        time.sleep(0.02)  # noqa: ASYNC251  (blocking the loop on purpose)
+    record("unblocked")
+    ready("unblocked")
+    await asyncio.Event().wait()
+
+
+async def blocks_in_helper() -> None:
+    ready()
+    wait_for_release()  # a plain function that blocks, called from this coroutine
+    ready("unblocked")
+    await asyncio.Event().wait()
+
+
+def wait_for_release() -> None:
+    release = OUT / "release"
+    while not release.exists():
+        time.sleep(0.02)
+
+
+async def ticker() -> None:
+    """A 10 ms timer on the loop; SIGUSR2 prints how many times it fired."""
+    loop = asyncio.get_running_loop()
+    ticks = 0
+
+    def tick() -> None:
+        nonlocal ticks
+        ticks += 1
+        loop.call_later(0.01, tick)
+
+    loop.call_later(0.01, tick)
+    loop.add_signal_handler(signal.SIGUSR2, lambda: print(f"ticks {ticks}", flush=True))
+    ready()
+    await asyncio.Event().wait()
+
+
+async def modules() -> None:
+    """Records which of the health server's modules are loaded."""
+    names = (
+        "h11",
+        "graceful._health",
+        "graceful._lag",
+        "graceful._checks",
+        "graceful._gil",
+        "graceful._probe",
+    )
+    record(json.dumps([name for name in names if name in sys.modules]))
+
+
+async def serves() -> None:
+    """Answers every TCP connection with one line saying whether the shutdown sequence
+    has begun; prints its port. SIGUSR1 makes main return."""
+    sequence = asyncio.Event()
+
+    async def watch() -> None:
+        await graceful.wait_for_shutdown()
+        sequence.set()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        state = "started" if sequence.is_set() else "not started"
+        writer.write(f"served, sequence {state}\n".encode())
+        await writer.drain()
+        writer.close()
+
+    watcher = asyncio.create_task(watch())
+    done = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, done.set)
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    ready(f"serving {server.sockets[0].getsockname()[1]}")
+    async with server:
+        await done.wait()
+    watcher.cancel()
+    record("main returned")
