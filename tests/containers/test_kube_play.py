@@ -9,7 +9,9 @@ from the rendered Deployment, with its ConfigMap, its security context and its c
   podman stop), ``runAsNonRoot``, ``namespace``, ``strategy``, Services, and the
   probes' schedule: without systemd it never runs them, and it turns an httpGet probe
   on a named port into ``curl http://localhost:0/...`` (the probes here are read with
-  `podman exec` instead); ``replicas: 2`` makes two pods that share the claim (the
+  `podman exec` instead); an exec livenessProbe becomes a HEALTHCHECK
+  ``CMD-SHELL <words> || exit 1``, which `podman healthcheck run` runs once (an
+  argument holding spaces is split into words on the way); ``replicas: 2`` makes two pods that share the claim (the
   single-writer problem the manifests avoid), the second failing on the host port;
 - ``imagePullPolicy`` is honoured, and a pull fails offline: the copy played here
   says IfNotPresent. Every containerPort is published on 0.0.0.0 at the same port:
@@ -24,7 +26,7 @@ import json
 import socket
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -48,10 +50,18 @@ class Played:
     image, IfNotPresent, one replica (more would clash on the host ports), each port
     on 127.0.0.1 at a free host port, names of its own."""
 
-    def __init__(self, kustomization: str, image: str, tmp_path: Path) -> None:
+    def __init__(
+        self,
+        kustomization: str,
+        image: str,
+        tmp_path: Path,
+        change: Callable[[Doc], None] | None = None,
+    ) -> None:
         self.image = image
         self.docs = render(kustomization)
         deployment = next(d for d in self.docs if d["kind"] == "Deployment")
+        if change is not None:
+            change(deployment["spec"]["template"]["spec"]["containers"][0])
         self.name = unique(deployment["metadata"]["name"])
         self.claim = f"{self.name}-state"
         self.host_ports: dict[str, int] = {}
@@ -168,3 +178,39 @@ def test_kube_play_of_web_serves_through_its_port_and_drains_before_stopping(
     # The ConfigMap's drain delay was served in full, inside podman's 10 s.
     assert elapsed >= float(played_web.config()["GRACEFUL_DRAIN_DELAY"])
     container.logs.expect("hook: the server has drained")
+
+
+def test_kube_play_of_exec_probes_keeps_the_health_server_private(
+    image: str, tmp_path: Path
+) -> None:
+    played = Played("overlays/exec-probes", image, tmp_path)
+    try:
+        container = played.container
+        container.logs.expect("counter started")
+        # kube play turns the manifest's exec livenessProbe into the container's
+        # HEALTHCHECK (CMD-SHELL, its words joined); `healthcheck run` runs it once.
+        check = json.loads(container.inspect("{{json .Config.Healthcheck.Test}}"))
+        assert check[1:6] == ["python", "-m", "graceful", "probe", "live"], check
+        assert podman("healthcheck", "run", container.name, check=False).returncode == 0
+        assert container.exec("python", "-m", "graceful", "probe", "ready").returncode == 0
+        # The server listens on the pod's 127.0.0.1 only: the published port finds nothing.
+        url = f"http://127.0.0.1:{played.host_ports['health']}/readyz"
+        with pytest.raises(OSError):
+            urllib.request.urlopen(url, timeout=5)
+        assert played.stop()[1] == 0
+    finally:
+        played.down()
+
+
+def test_kube_play_exec_probe_pointed_elsewhere_fails(image: str, tmp_path: Path) -> None:
+    """The check above can fail: the same probe at a port nothing listens on."""
+
+    def elsewhere(container: Doc) -> None:
+        container["livenessProbe"]["exec"]["command"] += ["--port", "1"]
+
+    played = Played("overlays/exec-probes", image, tmp_path, change=elsewhere)
+    try:
+        played.container.logs.expect("counter started")
+        assert podman("healthcheck", "run", played.container.name, check=False).returncode != 0
+    finally:
+        played.down()
