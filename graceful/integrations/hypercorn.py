@@ -52,15 +52,30 @@ async def serve(app: Any, config: Any = None, **settings: Any) -> None:
     readiness.block(name, "hypercorn is starting")  # ready once it listens
     watcher = asyncio.ensure_future(_unblock_when_listening(config, name))
 
-    async def stopped() -> None:
-        await run.stop_event.wait()
-        config.graceful_timeout = server_drain_timeout(run)
+    tracked = TrackRequests(app, run)
+    cutter: asyncio.Task[None] | None = None
 
-    tracked: Any = TrackRequests(app, run)
+    async def cut_at_the_budget(after: float) -> None:
+        await asyncio.sleep(after)
+        tracked.cut_in_flight()
+
+    async def stopped() -> None:
+        nonlocal cutter
+        await run.stop_event.wait()
+        config.graceful_timeout = timeout = server_drain_timeout(run)
+        # hypercorn waits for `server.wait_closed()` before its graceful timeout
+        # applies, and since Python 3.12 that waits for every connection to close: a
+        # request that never ends would hold it past graceful's budget, lifespan
+        # shutdown never run. So graceful cuts the requests itself at the timeout.
+        cutter = asyncio.ensure_future(cut_at_the_budget(timeout))
+
+    app_for_hypercorn: Any = tracked
     try:
-        await hypercorn_serve(tracked, config, shutdown_trigger=stopped)
+        await hypercorn_serve(app_for_hypercorn, config, shutdown_trigger=stopped)
     finally:
         watcher.cancel()
+        if cutter is not None:
+            cutter.cancel()
         readiness.unblock(name)
 
 
