@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: example test lint suite test-all bench
+.PHONY: example test lint suite test-all test-rolling test-containers bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,23 @@ lint: $(VENV)/.installed
 
 suite: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Zero failed requests in rolling restarts behind haproxy (installed with apt-get when
+# missing, which needs root); the full benchmark is benchmarks/rolling.py.
+test-rolling: $(VENV)/.installed
+	$(BIN)/python -m pytest tests/rolling $(PYTEST_ARGS) --timeout 900
+
+# The container tests: Dockerfile.example and Dockerfile.web.example built and run
+# with podman, and the Kubernetes examples rendered, validated and played. The set-up script installs
+# podman and friends on a fresh machine (root), keeps podman's configuration and
+# storage under .containers/ and builds the base image once.
+test-containers: $(VENV)/.installed-containers
+	scripts/containers-setup
+	$(BIN)/python -m pytest tests/containers $(PYTEST_ARGS)
+
+$(VENV)/.installed-containers: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,containers]'
+	touch $@
 
 # The suite on every Python 3.10-3.13 found on this machine, one venv each.
 test-all:

@@ -310,9 +310,16 @@ class Run:
             self.trigger("main returned", None, exit_code_of(result))
 
 
+def _main_reached_an_await() -> None:
+    readiness.main_running = True
+
+
 async def _call_main(run: Run, target: Main) -> Any:
     run.main_started = True
-    readiness.main_running = True
+    # Ready (with --readiness auto) once main has run up to its first await, not at
+    # its first line: what main sets up synchronously before that (an integration
+    # blocking readiness until its server listens, say) is in place by then.
+    asyncio.get_running_loop().call_soon(_main_reached_an_await)
     run.main_running.set()
     try:
         result: Any = target() if callable(target) else target

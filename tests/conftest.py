@@ -22,6 +22,18 @@ APPS = Path(__file__).parent / "apps"
 LOOPS = ("asyncio", "uvloop")
 
 
+@pytest.fixture
+def own_hooks() -> Iterator[None]:
+    """An empty hook registry for an in-process test; the hooks registered before (by
+    modules imported at collection) are put back afterwards."""
+    from graceful import _hooks
+
+    before = _hooks.snapshot()
+    _hooks.restore([])
+    yield
+    _hooks.restore(before)
+
+
 @pytest.fixture(params=LOOPS)
 def loop_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)

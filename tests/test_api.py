@@ -15,6 +15,11 @@ from graceful._hooks import take_hooks
 from .conftest import APPS, Launcher, stop
 
 
+@pytest.fixture(autouse=True)
+def isolated_hooks(own_hooks: None) -> None:
+    """graceful.run() in this process consumes the registry: keep other tests' hooks out."""
+
+
 def test_every_public_name_is_exported_once() -> None:
     assert len(graceful.__all__) == len(set(graceful.__all__))
     for name in graceful.__all__:

@@ -548,6 +548,7 @@ def test_in_process_run_releases_the_port_and_its_threads() -> None:
         ours.extend(t for t in threading.enumerate() if t.name in names)
         import asyncio
 
+        await asyncio.sleep(0)  # ready (auto) once main has reached an await
         answer = await asyncio.to_thread(get, port, "/readyz")
         seen.append(answer.status)
 

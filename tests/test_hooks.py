@@ -13,8 +13,8 @@ from graceful._hooks import run_hooks, take_hooks
 
 
 @pytest.fixture(autouse=True)
-def empty_registry() -> None:
-    take_hooks()
+def empty_registry(own_hooks: None) -> None:
+    """Each test starts with no hook; the others' are back afterwards."""
 
 
 def context(deadline: Deadline) -> ShutdownContext:

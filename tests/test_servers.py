@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import http.client
-import os
 import signal
 import socket
 import sys
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 from .conftest import App, Launcher, poll_until, stop
-from .test_init import UNSHARE, init_pid
+from .test_init import UNSHARE, stop_pid1
 
 INTEGRATIONS = ["web:uvicorn_integration", "web:aiohttp_integration", "web:hypercorn_integration"]
 
@@ -187,9 +186,7 @@ def test_uvicorn_run_its_own_way_drains_short_requests(launch: Launcher, port: i
 def test_uvicorn_run_its_own_way_as_pid1_keeps_the_guarantee(launch: Launcher, port: int) -> None:
     app = start(launch, "web:uvicorn_plain", port, "--grace", "2", pid1=True)
     requests = in_flight(app, port, 30)
-    os.kill(init_pid(app), signal.SIGTERM)
-    app.signalled_at = time.monotonic()
-    assert app.wait() == 1
+    assert stop_pid1(app) == 1
     assert app.elapsed() < 2
     requests.wait()
     assert app.events()[-1] == "hook saved"  # the init did not have to SIGKILL the app

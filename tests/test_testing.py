@@ -12,12 +12,11 @@ import pytest
 
 import graceful
 import graceful.testing
-from graceful._hooks import take_hooks
 
 
 @pytest.fixture(autouse=True)
-def no_hooks_left() -> None:
-    take_hooks()
+def empty_registry(own_hooks: None) -> None:
+    """Each test starts with no hook; the others' are back afterwards."""
 
 
 def graceful_threads() -> list[str]:

@@ -59,6 +59,12 @@ class TrackRequests:
         self.app = app
         self.run = run
         self.in_flight = 0
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def cut_in_flight(self) -> None:
+        """Cancel every request still being handled (each is answered 503 and counted)."""
+        for task in list(self.tasks):
+            task.cancel()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") != "http":
@@ -80,6 +86,9 @@ class TrackRequests:
             await send(message)
 
         self.in_flight += 1
+        current = asyncio.current_task()
+        if current is not None:
+            self.tasks.add(current)
         try:
             await self.app(scope, receive, send_wrapper)
         except asyncio.CancelledError:
@@ -104,6 +113,8 @@ class TrackRequests:
                 await send({"type": "http.response.body", "body": _SHUTTING_DOWN_BODY})
         finally:
             self.in_flight -= 1
+            if current is not None:
+                self.tasks.discard(current)
 
 
 def accept_backlog(
@@ -157,7 +168,7 @@ async def _serve_accepted(
         conn.close()
 
 
-FRESH_WAIT = 0.25
+FRESH_WAIT = 1.0
 """At most this long (and at most a quarter of the drain budget), connections that were
 accepted but have not sent their first request yet are given to send it, before the
 server closes the connections it thinks idle."""

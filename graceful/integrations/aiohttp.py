@@ -27,6 +27,7 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING, Any
 
+from .._readiness import state as readiness
 from ._common import (
     CUT,
     accept_backlog,
@@ -63,41 +64,47 @@ async def serve(
     from aiohttp import web
 
     run = join()
-    handling: set[asyncio.Task[Any]] = set()
     cutting = False
 
+    # One middleware does both jobs, and costs little per request while the app runs:
+    # the requests in flight are found through the connections when the time comes.
     @web.middleware
     async def track(request: web.Request, handler: Any) -> web.StreamResponse:
-        task = asyncio.current_task()
-        assert task is not None
-        handling.add(task)
         try:
-            return await handler(request)  # type: ignore[no-any-return]
+            response: web.StreamResponse = await handler(request)
         except asyncio.CancelledError:
             if not cutting:
                 raise
             run.note(CUT, 1)
-            if sys.version_info >= (3, 11):
+            task = asyncio.current_task()
+            if task is not None and sys.version_info >= (3, 11):
                 task.uncancel()  # handled here: the connection goes on to answer
             return web.Response(
                 status=503, text="service is shutting down\n", headers={"Connection": "close"}
             )
-        finally:
-            handling.discard(task)
-
-    async def close_when_stopping(request: web.Request, response: web.StreamResponse) -> None:
-        if run.deadline is not None:  # a stop has begun: let keep-alive clients move on
+        if run.deadline is not None and not response.prepared:
+            # A stop has begun: let keep-alive clients move on to another replica.
             response.headers["Connection"] = "close"
             response.force_close()
+        return response
+
+    def handling() -> list[asyncio.Task[Any]]:
+        tasks = []
+        server = runner.server
+        for connection in server.connections if server is not None else ():
+            request = getattr(connection, "_current_request", None)
+            if request is not None and not request.task.done():
+                tasks.append(request.task)
+        return tasks
 
     async def drain_handlers(app: web.Application) -> None:
         # The last on_shutdown handler: the sites are closed and the app's own
         # on_shutdown handlers (websockets, ...) have run. Wait for the requests.
         nonlocal cutting
-        pending = {t for t in handling if not t.done()}
+        pending = set(handling())
         if pending:
             await asyncio.wait(pending, timeout=server_drain_timeout(run))
-        still = {t for t in handling if not t.done()}
+        still = set(handling())
         if still:
             cutting = True
             for task in still:
@@ -105,15 +112,17 @@ async def serve(
             await asyncio.wait(still, timeout=_AFTER_DRAIN)
 
     app.middlewares.append(track)
-    app.on_response_prepare.append(close_when_stopping)
     app.on_shutdown.append(drain_handlers)
     runner = web.AppRunner(
         app, handle_signals=False, shutdown_timeout=_AFTER_DRAIN, **runner_kwargs
     )
+    name = f"aiohttp {host or '0.0.0.0'}:{port}"
+    readiness.block(name, "aiohttp is starting")  # ready once the site listens
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=backlog)
         await site.start()
+        readiness.unblock(name)
         forever = asyncio.get_running_loop().create_future()
         await wait_for_stop(run, forever)
         # Take what the kernel already accepted before the sites close their listeners
@@ -133,4 +142,5 @@ async def serve(
                 lambda handler: getattr(handler, "_request_count", 1) == 0,  # no request yet
             )
     finally:
+        readiness.unblock(name)
         await runner.cleanup()

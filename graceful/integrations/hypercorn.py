@@ -16,8 +16,10 @@ lifespan shutdown, and returns before graceful's hooks.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from .._readiness import state as readiness
 from ._common import TrackRequests, join, server_drain_timeout
 
 
@@ -46,10 +48,51 @@ async def serve(app: Any, config: Any = None, **settings: Any) -> None:
                 raise UsageError(f"hypercorn's Config has no setting {name!r}; check the name")
             setattr(config, name, value)
     run = join()
+    name = f"hypercorn {config.bind[0] if config.bind else ''}".strip()
+    readiness.block(name, "hypercorn is starting")  # ready once it listens
+    watcher = asyncio.ensure_future(_unblock_when_listening(config, name))
+
+    tracked = TrackRequests(app, run)
+    cutter: asyncio.Task[None] | None = None
+
+    async def cut_at_the_budget(after: float) -> None:
+        await asyncio.sleep(after)
+        tracked.cut_in_flight()
 
     async def stopped() -> None:
+        nonlocal cutter
         await run.stop_event.wait()
-        config.graceful_timeout = server_drain_timeout(run)
+        config.graceful_timeout = timeout = server_drain_timeout(run)
+        # hypercorn waits for `server.wait_closed()` before its graceful timeout
+        # applies, and since Python 3.12 that waits for every connection to close: a
+        # request that never ends would hold it past graceful's budget, lifespan
+        # shutdown never run. So graceful cuts the requests itself at the timeout.
+        cutter = asyncio.ensure_future(cut_at_the_budget(timeout))
 
-    tracked: Any = TrackRequests(app, run)
-    await hypercorn_serve(tracked, config, shutdown_trigger=stopped)
+    app_for_hypercorn: Any = tracked
+    try:
+        await hypercorn_serve(app_for_hypercorn, config, shutdown_trigger=stopped)
+    finally:
+        watcher.cancel()
+        if cutter is not None:
+            cutter.cancel()
+        readiness.unblock(name)
+
+
+async def _unblock_when_listening(config: Any, name: str) -> None:
+    """hypercorn has no "started" hook: ready once its first bind accepts a connection
+    (a bind that is not host:port, a unix socket or an fd, is taken as ready at once)."""
+    host, _, port = str(config.bind[0] if config.bind else "").rpartition(":")
+    host = {"0.0.0.0": "127.0.0.1", "[::]": "::1"}.get(host, host).strip("[]")
+    if not host or not port.isdigit() or host.startswith(("unix", "fd")):
+        readiness.unblock(name)
+        return
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(host, int(port))
+        except OSError:
+            await asyncio.sleep(0.01)
+            continue
+        writer.close()
+        readiness.unblock(name)
+        return

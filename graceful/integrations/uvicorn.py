@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+from .._readiness import state as readiness
 from ._common import (
     TrackRequests,
     accept_backlog,
@@ -67,6 +68,7 @@ async def serve(app: Any, **config: Any) -> None:
     server = uvicorn.Server(cfg)
     _switch_off_signal_handling(server)
     _accept_the_backlog_first(server, run)
+    _ready_once_listening(server)
     serving = asyncio.ensure_future(_serve(server))
     try:
         if await wait_for_stop(run, serving):
@@ -82,6 +84,23 @@ async def serve(app: Any, **config: Any) -> None:
         raise
     if code is not None:
         raise SystemExit(code)  # uvicorn's own exit (e.g. port in use): main's exit code
+
+
+def _ready_once_listening(server: Any) -> None:
+    """Readiness fails until uvicorn listens (lifespan startup done, sockets bound): a
+    balancer that sends traffic as soon as main runs would meet a refused port."""
+    name = f"uvicorn {id(server):x}"
+    readiness.block(name, "uvicorn is starting")
+    original = server.startup
+
+    async def startup(sockets: Any = None) -> None:
+        try:
+            await original(sockets)
+        finally:
+            if server.started:
+                readiness.unblock(name)
+
+    server.startup = startup
 
 
 def _accept_the_backlog_first(server: Any, run: Any) -> None:

@@ -29,6 +29,7 @@ async def held() -> None:
 
 
 async def main() -> None:
+    await asyncio.sleep(0)  # readiness (auto) turns on once main reaches an await
     ready()
     await asyncio.Event().wait()
 
@@ -43,11 +44,13 @@ async def toggles() -> None:
 
     loop.add_signal_handler(signal.SIGUSR1, set_ready, True)
     loop.add_signal_handler(signal.SIGUSR2, set_ready, False)
+    await asyncio.sleep(0)  # readiness (auto) turns on once main reaches an await
     ready()
     await asyncio.Event().wait()
 
 
 async def blocks() -> None:
+    await asyncio.sleep(0)  # readiness (auto) turns on once main reaches an await
     ready()
     await stuck_in_sleep()
 
@@ -63,6 +66,7 @@ async def stuck_in_sleep() -> None:
 
 
 async def blocks_in_helper() -> None:
+    await asyncio.sleep(0)  # readiness (auto) turns on once main reaches an await
     ready()
     wait_for_release()  # a plain function that blocks, called from this coroutine
     ready("unblocked")
@@ -87,6 +91,7 @@ async def ticker() -> None:
 
     loop.call_later(0.01, tick)
     loop.add_signal_handler(signal.SIGUSR2, lambda: print(f"ticks {ticks}", flush=True))
+    await asyncio.sleep(0)  # readiness (auto) turns on once main reaches an await
     ready()
     await asyncio.Event().wait()
 

@@ -29,5 +29,6 @@ async def cache_is_warm() -> None:
 
 
 async def main() -> None:
+    await asyncio.sleep(0)  # readiness (auto) turns on once main reaches an await
     ready()
     await asyncio.Event().wait()

@@ -1,0 +1,232 @@
+"""Web servers under graceful against the same servers run their own way.
+
+    python benchmarks/bench_servers.py [--rounds 5] [--seconds 5] [--connections 32]
+
+Two figures per runner, the runners interleaved round-robin in one run:
+
+* requests per second of a small "hello" app, measured by wrk (Debian's package,
+  installed with apt-get when missing) with ``--connections`` keep-alive
+  connections for ``--seconds``, after a one-second warm-up;
+* SIGTERM to exit of the idle server (no request in flight), seen through a pidfd.
+
+Runners: uvicorn's own CLI (``python -m uvicorn examples.hello_asgi:app``) and
+``python -m graceful examples.web_uvicorn:main``; aiohttp's ``web.run_app`` and
+``python -m graceful examples.web_aiohttp:main``. All on the same event loop
+(uvloop when installed, as uvicorn and graceful choose by default; asyncio for
+aiohttp's ``run_app``, which is what it uses), logging off. Target: graceful within
+2 % of the server's own requests per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from _common import BenchError, child_env
+
+ROOT = Path(__file__).resolve().parent.parent
+AIOHTTP_OWN_WAY = """
+import os
+from aiohttp import web
+from examples.web_aiohttp import make_app
+web.run_app(make_app(), host="127.0.0.1", port=int(os.environ["PORT"]), access_log=None,
+            print=None)
+"""
+
+
+@dataclass
+class Runner:
+    name: str
+    server: str  # the pair it is compared within
+    argv: list[str]
+    rps: list[float] = field(default_factory=list)
+    stop_ms: list[float] = field(default_factory=list)
+
+
+def runners() -> list[Runner]:
+    py = sys.executable
+    return [
+        Runner(
+            "uvicorn, its own way",
+            "uvicorn",
+            [
+                py,
+                "-m",
+                "uvicorn",
+                "examples.hello_asgi:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "{port}",
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+        ),  # fmt: skip
+        Runner(
+            "uvicorn under graceful",
+            "uvicorn",
+            [py, "-m", "graceful", "--log-level", "WARNING", "examples.web_uvicorn:main"],
+        ),
+        Runner("aiohttp, its own way", "aiohttp", [py, "-c", AIOHTTP_OWN_WAY]),
+        Runner(
+            "aiohttp under graceful",
+            "aiohttp",
+            [
+                py,
+                "-m",
+                "graceful",
+                "--log-level",
+                "WARNING",
+                "--loop",
+                "asyncio",
+                "examples.web_aiohttp:main",
+            ],
+        ),  # fmt: skip
+    ]
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    import _common
+
+    if not _common.apt_install(["wrk"]) or not shutil.which("wrk"):  # type: ignore[attr-defined]
+        raise BenchError("wrk is missing and apt-get could not install it")
+    return str(shutil.which("wrk"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_serving(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise BenchError(f"the server exited with {proc.returncode} before serving")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+                if s.recv(12).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            time.sleep(0.02)
+    raise BenchError(f"nothing served on port {port} within {timeout:g} s")
+
+
+def wrk_rps(wrk: str, port: int, seconds: float, connections: int) -> float:
+    out = subprocess.run(
+        [
+            wrk,
+            "-t",
+            "1",
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds:g}s",
+            f"http://127.0.0.1:{port}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+    ).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not match:
+        raise BenchError(f"wrk printed no rate:\n{out}")
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: .*", out)
+    if errors:
+        raise BenchError(f"wrk saw errors: {errors.group(0)}")
+    return float(match.group(1))
+
+
+def stop_ms(proc: subprocess.Popen[bytes]) -> float:
+    fd = os.pidfd_open(proc.pid)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        started = time.perf_counter()
+        proc.send_signal(signal.SIGTERM)
+        if not poller.poll(30_000):
+            raise BenchError("still running 30 s after SIGTERM")
+        took = (time.perf_counter() - started) * 1000
+    finally:
+        os.close(fd)
+    proc.wait(10)
+    return took
+
+
+def measure(runner: Runner, wrk: str, args: argparse.Namespace) -> None:
+    port = free_port()
+    argv = [a.replace("{port}", str(port)) for a in runner.argv]
+    env = {**child_env(), "PORT": str(port), "HOST": "127.0.0.1"}
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_serving(port, proc)
+        wrk_rps(wrk, port, 1, args.connections)  # warm-up
+        runner.rps.append(wrk_rps(wrk, port, args.seconds, args.connections))
+        runner.stop_ms.append(stop_ms(proc))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def report(all_runners: list[Runner], args: argparse.Namespace) -> bool:
+    print(
+        f"wrk, 1 thread, {args.connections} keep-alive connections, {args.seconds:g} s per"
+        f" run; {args.rounds} runs per runner, interleaved; medians\n"
+    )
+    print("| runner | requests/s | vs its own way | SIGTERM to exit (idle) ms | vs its own way |")
+    print("|---|---:|---:|---:|---:|")
+    met = True
+    own: dict[str, Runner] = {}
+    for r in all_runners:
+        rps, stop = statistics.median(r.rps), statistics.median(r.stop_ms)
+        base = own.setdefault(r.server, r)
+        ratio = rps / statistics.median(base.rps)
+        stop_ratio = stop / statistics.median(base.stop_ms)
+        print(f"| {r.name} | {rps:,.0f} | {ratio:.3f}x | {stop:.1f} | {stop_ratio:.2f}x |")
+        if base is not r and ratio < 0.98:
+            met = False
+    print(f"\nTarget (requests/s within 2 % of the server's own way): {'met' if met else 'MISSED'}")
+    return met
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args(argv)
+    try:
+        wrk = ensure_wrk()
+        all_runners = runners()
+        for _ in range(args.rounds):
+            for runner in all_runners:
+                measure(runner, wrk, args)
+    except BenchError as exc:
+        print(f"bench_servers: {exc}", file=sys.stderr)
+        return 2
+    report(all_runners, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
