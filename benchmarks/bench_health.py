@@ -6,7 +6,12 @@
    asyncio.sleep(0)`` for ``SPIN_SECONDS`` (1 s) under ``python -m graceful``,
    with the health server and loop-lag watchdog off, and on while this process
    probes it every 100 ms (``/livez`` and ``/readyz`` in turn, a new connection
-   each, as the kubelet does). The app reports its own rate; medians, ratio on/off.
+   each, as the kubelet does). The app reports its own rate, per second of wall
+   time and per second of the process's CPU time; medians of per-round ratios.
+   1b: one process with the server on, probed in every other 0.5 s window only
+   (``bench_health_app:spin_windows``), so that the noise between processes drops
+   out. 1c: the CPU time of an idle app's threads (``/proc/PID/task/*/schedstat``)
+   with the server off and on, and per probe.
 2. Probe command: wall time (spawn to exit, through ``os.wait4``) and CPU time
    (user + system of the child, from the same ``wait4``) of
    ``python -m graceful probe ready`` against ``curl``, a ``urllib.request``
@@ -324,7 +329,7 @@ def bench_windows(loops: list[str], rounds: int) -> dict[str, Any]:
         series[name].cpu.append(cpu)
 
     _run_all(names, max(1, rounds // 3), one, series)
-    print("### 1c. Probed against not probed, in one process")
+    print("### 1b. Probed against not probed, in one process")
     print()
     print(
         f"Health server on; {WINDOWS} windows of {WINDOW_SECONDS:g} s, probed every"
@@ -392,7 +397,7 @@ def bench_cost(loops: list[str], rounds: int) -> dict[str, Any]:
             series[name].cpu.append(per_probe)
 
     _run_all(names, max(1, rounds // 4), one, series)
-    print("### 1b. The same cost in CPU time, which load on the machine cannot skew")
+    print("### 1c. The same cost in CPU time, which load on the machine cannot skew")
     print()
     print(
         f"CPU time of all the app's threads (schedstat, ns): idle over {IDLE_WINDOW:g} s,"
