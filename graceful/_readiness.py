@@ -46,10 +46,14 @@ class Readiness:
         self._lock = threading.Lock()
 
     def begin(self, mode: str) -> None:
-        """A run starts: ``main`` is not running yet and no stop has begun."""
+        """A run starts: ``main`` is not running yet, no stop has begun, and nothing
+        set by an earlier run in this process (``set_ready(False)``, a part's block)
+        carries over. Checks registered at import stay."""
         self.mode = mode
         self.main_running = False
         self.stopping = False
+        self.app_flag = None
+        self.blocked = {}
 
     def reasons(self) -> list[str]:
         """Why the process is not ready, apart from the user's checks; [] when ready."""

@@ -7,7 +7,7 @@ returns), hypercorn's ``serve()`` without a shutdown trigger uses
 library had finished its own drain, however long that took, and as PID 1 the init
 would SIGKILL the app at the deadline with no hook run.
 
-So graceful looks at the installed handlers every ``POLL_INTERVAL`` on the loop.
+So graceful looks at the installed handlers every ``POLL_INTERVAL`` (0.1 s) on the loop.
 When one is not its own, it logs one WARNING naming it, installs its own again and
 keeps the foreign one: graceful's handler starts the deadline at the signal, and
 the foreign handler is called when the shutdown sequence starts (phase 1, after
@@ -39,7 +39,7 @@ from typing import Any
 log = logging.getLogger("graceful")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-POLL_INTERVAL = 0.05
+POLL_INTERVAL = 0.1
 
 Handler = Callable[[int, FrameType | None], Any]
 

@@ -117,57 +117,6 @@ class TrackRequests:
                 self.tasks.discard(current)
 
 
-def accept_backlog(
-    server: Any, protocol_factory: Callable[[], asyncio.BaseProtocol]
-) -> list[asyncio.Task[None]]:
-    """Accept every connection waiting in the kernel's queue of ``server``'s listening
-    sockets and hand it to the server, then close the listeners.
-
-    Closing a listening socket resets the connections the kernel had completed but
-    the loop had not accepted yet: clients that connected in the last moment get a
-    reset instead of an answer. Accepting them first, in the same step as the close,
-    leaves only connections that arrive after it, and those are refused. (A handshake
-    that completes between the last accept and the close, microseconds, is still
-    reset: the kernel offers no way to stop new handshakes without dropping the
-    queue.) Returns the tasks that hand the taken connections over.
-    """
-    import os
-    import socket
-
-    loop = asyncio.get_running_loop()
-    taken: list[asyncio.Task[None]] = []
-    for listening in server.sockets or ():
-        try:
-            dup = socket.socket(fileno=os.dup(listening.fileno()))
-        except OSError:
-            continue
-        try:
-            dup.setblocking(False)
-            while True:
-                try:
-                    conn, _ = dup.accept()
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:  # e.g. too many open files: leave the rest to the close
-                    break
-                taken.append(loop.create_task(_serve_accepted(loop, conn, protocol_factory)))
-        finally:
-            dup.close()
-    server.close()
-    return taken
-
-
-async def _serve_accepted(
-    loop: asyncio.AbstractEventLoop,
-    conn: Any,
-    protocol_factory: Callable[[], asyncio.BaseProtocol],
-) -> None:
-    try:
-        await loop.connect_accepted_socket(protocol_factory, conn)
-    except OSError:
-        conn.close()
-
-
 FRESH_WAIT = 1.0
 """At most this long (and at most a quarter of the drain budget), connections that were
 accepted but have not sent their first request yet are given to send it, before the
@@ -189,9 +138,21 @@ async def let_fresh_connections_speak(
     loop = asyncio.get_running_loop()
     bound = min(FRESH_WAIT, server_drain_timeout(run) / 4)
     end = loop.time() + bound
-    if taken:  # the connections taken from the backlog join the server first
-        await asyncio.wait(taken, timeout=bound)
+    # The connections taken from the backlog join the server first, and so do those
+    # asyncio's own accept took just before: it makes their transport in a task of its
+    # own (uvloop does it at once), and a connection the server does not know of yet
+    # would be reset by its shutdown instead of closed after a response.
+    joining = set(taken) | {t for t in asyncio.all_tasks() if _is_accepting(t)}
+    if joining:
+        await asyncio.wait(joining, timeout=bound)
     await asyncio.sleep(0)
     # No event tells that a request arrived on a connection: look every 5 ms.
     while any(fresh(c) for c in connections()) and loop.time() < end:  # noqa: ASYNC110
         await asyncio.sleep(0.005)
+
+
+def _is_accepting(task: asyncio.Task[Any]) -> bool:
+    """A task of asyncio's selector loop that is turning an accepted socket into a
+    connection (``BaseSelectorEventLoop._accept_connection2``)."""
+    coro = task.get_coro()
+    return not task.done() and getattr(coro, "__qualname__", "").endswith("_accept_connection2")

@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, Any
 from .._readiness import state as readiness
 from ._common import (
     CUT,
-    accept_backlog,
     join,
     let_fresh_connections_speak,
     server_drain_timeout,
     wait_for_stop,
 )
+from ._listeners import close_listeners
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -134,7 +134,7 @@ async def serve(
             for each in runner.sites:
                 listener = getattr(each, "_server", None)
                 if listener is not None:
-                    taken += accept_backlog(listener, web_server)
+                    taken += await close_listeners(listener, web_server)
             await let_fresh_connections_speak(
                 run,
                 taken,

@@ -26,12 +26,12 @@ from typing import Any
 from .._readiness import state as readiness
 from ._common import (
     TrackRequests,
-    accept_backlog,
     join,
     let_fresh_connections_speak,
     server_drain_timeout,
     wait_for_stop,
 )
+from ._listeners import close_listeners
 
 _UVICORN_DELAYS = 0.2
 """uvicorn looks at ``should_exit`` every 0.1 s, then sleeps 0.1 s before it waits for
@@ -106,14 +106,14 @@ def _ready_once_listening(server: Any) -> None:
 def _accept_the_backlog_first(server: Any, run: Any) -> None:
     """Before uvicorn closes its listeners, take the connections the kernel already
     accepted, and let them hand over their requests before uvicorn closes the
-    connections it thinks idle (see ``accept_backlog``)."""
+    connections it thinks idle (see ``_listeners``)."""
     original = server.shutdown
 
     async def shutdown(sockets: Any = None) -> None:
         loop = asyncio.get_running_loop()
         taken = []
         for listener in getattr(server, "servers", ()):
-            taken += accept_backlog(listener, _protocol_factory(server, listener, loop))
+            taken += await close_listeners(listener, _protocol_factory(server, listener, loop))
         await let_fresh_connections_speak(
             run,
             taken,
