@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from ._runtime import request_shutdown as request_shutdown
     from ._runtime import run as run
     from ._runtime import wait_for_shutdown as wait_for_shutdown
+    from ._supervisor import Managed as Managed
+    from ._supervisor import ProcessState as ProcessState
+    from ._supervisor import Supervisor as Supervisor
+    from ._supervisor import spawn as spawn
 
 _WHERE = {
     "run": "_runtime",
@@ -36,6 +40,10 @@ _WHERE = {
     "ShutdownContext": "_hooks",
     "set_ready": "_readiness",
     "readiness_check": "_readiness",
+    "Supervisor": "_supervisor",
+    "Managed": "_supervisor",
+    "ProcessState": "_supervisor",
+    "spawn": "_supervisor",
     "GracefulError": "_errors",
     "UsageError": "_errors",
     "TargetError": "_errors",
@@ -51,6 +59,10 @@ __all__ = (
     "ShutdownContext",
     "set_ready",
     "readiness_check",
+    "Supervisor",
+    "Managed",
+    "ProcessState",
+    "spawn",
     "GracefulError",
     "UsageError",
     "TargetError",

@@ -29,7 +29,7 @@ import time
 # the init, which should stay small (mypy treats TYPE_CHECKING as True).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from typing import Any
 
 _HAVE_PIDFD = hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal")
@@ -138,10 +138,19 @@ class Descendants:
 
     ``discover()`` can be called again to pick up processes started since; a
     process once found stays tracked even after it is re-parented elsewhere.
+    ``skip(pid)`` returning True leaves a process out (the supervised ones, which
+    the supervisor stops in its own order).
     """
 
-    def __init__(self, root: int | None = None, *, use_pidfd: bool = _HAVE_PIDFD) -> None:
+    def __init__(
+        self,
+        root: int | None = None,
+        *,
+        use_pidfd: bool = _HAVE_PIDFD,
+        skip: Callable[[int], bool] | None = None,
+    ) -> None:
         self.root = os.getpid() if root is None else root
+        self._skip = skip
         self._use_pidfd = use_pidfd and _HAVE_PIDFD
         self._fds: dict[int, int] = {}  # pid -> pidfd
         self._procs: dict[int, Any] = {}  # pid -> psutil.Process (fallback)
@@ -149,9 +158,10 @@ class Descendants:
     def discover(self) -> list[int]:
         """Track the descendants not tracked yet; return their pids."""
         new: list[int] = []
+        skip = self._skip
         if self._use_pidfd:
             for pid in descendant_pids(self.root):
-                if pid in self._fds:
+                if pid in self._fds or (skip is not None and skip(pid)):
                     continue
                 try:
                     self._fds[pid] = os.pidfd_open(pid)
@@ -166,7 +176,7 @@ class Descendants:
         except psutil.NoSuchProcess:
             return new
         for proc in procs:
-            if proc.pid not in self._procs:
+            if proc.pid not in self._procs and not (skip is not None and skip(proc.pid)):
                 self._procs[proc.pid] = proc
                 new.append(proc.pid)
         return new

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import logging
 import signal
+import sys
 import threading
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ class Outcome:
     children_terminated: int = 0
     children_killed: int = 0
     threads_left: list[str] = dataclasses.field(default_factory=list)
+    supervised: Any = None  # graceful._supervisor.Stopping, when the app supervises processes
 
     def failed(self) -> bool:
         h = self.hooks
@@ -47,6 +49,7 @@ class Outcome:
             or h.timed_out
             or self.children_killed
             or self.threads_left
+            or (self.supervised is not None and self.supervised.failed())
         )
 
 
@@ -54,7 +57,10 @@ async def shutdown(run: Run, main_task: asyncio.Task[Any] | None) -> int:
     deadline = run.deadline
     assert deadline is not None
     out = Outcome()
-    children = Descendants()
+    # Supervised processes (graceful._supervisor, loaded only by apps that use it)
+    # are stopped by their supervisor in dependency order, not by the blanket SIGTERM.
+    supervisor = sys.modules.get("graceful._supervisor")
+    children = Descendants(skip=supervisor.owned_by_supervisors() if supervisor else None)
     try:
         # 1. Mark shutting down (done by the trigger); let wait_for_shutdown() waiters run.
         with _phase(deadline, 1, "stop announced to wait_for_shutdown() waiters"):
@@ -62,6 +68,8 @@ async def shutdown(run: Run, main_task: asyncio.Task[Any] | None) -> int:
 
         # 2. SIGTERM to every descendant now, so they use the window in parallel with us.
         with _phase(deadline, 2, "children sent SIGTERM") as note:
+            if supervisor is not None:
+                out.supervised = supervisor.stop_all(deadline)
             children.discover()
             out.children_terminated = len(children.send(signal.SIGTERM))
             note(str(out.children_terminated))
@@ -84,6 +92,8 @@ async def shutdown(run: Run, main_task: asyncio.Task[Any] | None) -> int:
         # 5. Wait for descendants until just before the deadline; SIGKILL what is left.
         #    Dying is observed through pidfds: nothing is reaped, no exit status stolen.
         with _phase(deadline, 5, "children stopped") as note:
+            if out.supervised is not None:  # each is SIGKILLed by its own timer, by the deadline
+                await out.supervised.wait(deadline)
             children.discover()
             alive = await children.wait_async(deadline.time_left() - KILL_RESERVE)
             if alive:
@@ -197,6 +207,8 @@ def _summary(run: Run, deadline: Deadline, out: Outcome, code: int) -> None:
         f"children terminated {out.children_terminated}, killed {out.children_killed}",
         f"exit code {code}",
     ]
+    if out.supervised is not None:
+        parts.insert(-1, f"processes {out.supervised.summary()}")
     (log.error if out.failed() else log.info)("; ".join(parts))
 
 

@@ -1,0 +1,971 @@
+"""Supervised processes: started, restarted with backoff, and stopped in dependency
+order inside the app's one grace window.
+
+Everything that must keep working during the shutdown is a loop callback, not a
+task: phase 3 of the shutdown cancels every task, and a restart decision, a stop
+in dependency order or a SIGKILL timer cut off there would leave processes
+behind. Exits come from pidfds (``_process``), output from one thread
+(``_output``), the restart policy from ``_backoff``. Tasks appear only where the
+app itself awaits (``wait()``, ``stop()``, ``async with``) and in a SIGHUP
+rolling restart, which the shutdown supersedes.
+
+How the runtime meets this module: when the app has imported it (and only then),
+phase 2 calls :func:`stop_all` before its blanket SIGTERM, which skips the
+process groups of supervised processes (:func:`owns`); phase 5 awaits the
+returned :class:`Stopping`, whose summary goes into the summary line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+import shutil
+import signal
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from ._backoff import Backoff
+from ._deadline import KILL_RESERVE, Deadline
+from ._errors import EXIT_FAILURE, NotRunningError, UsageError
+from ._output import TAIL_LINES
+from ._process import Instance, describe
+from ._readiness import state as readiness
+
+if TYPE_CHECKING:
+    from ._runtime import Run
+
+log = logging.getLogger("graceful")
+
+DEFAULT_STOP_TIMEOUT = 10.0
+"""How long a process gets to stop outside a shutdown when it has no ``stop_timeout``."""
+RESTART_POLICIES = ("on-failure", "always", "never")
+OUTPUT_MODES = ("log", "inherit", "discard")
+
+
+class ProcessState(str, enum.Enum):
+    """Where a managed process is in its life. Compares equal to its value."""
+
+    STARTING = "starting"
+    """Waiting for its dependencies, or started and not yet up for ``min_uptime``."""
+    RUNNING = "running"
+    """Up for at least ``min_uptime``: its start counted."""
+    BACKING_OFF = "backing-off"
+    """Exited; waiting out the delay before the next start."""
+    STOPPING = "stopping"
+    """Sent its stop signal; waiting for it (and its group) to exit."""
+    EXITED = "exited"
+    """Ended for good: stopped, or exited when its restart policy says not to restart."""
+    FAILED = "failed"
+    """Ended for good: more than ``max_restarts`` early exits within the window."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FINAL = (ProcessState.EXITED, ProcessState.FAILED)
+
+
+class Managed:
+    """A program kept running by a :class:`Supervisor`; made by ``Supervisor.start()``."""
+
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        argv: list[str],
+        name: str,
+        *,
+        restart: str,
+        stop_signal: int,
+        stop_timeout: float | None,
+        env: dict[str, str] | None,
+        cwd: str | None,
+        backoff: Backoff,
+        min_uptime: float,
+        depends_on: list[Managed],
+        output: str,
+        logger: logging.Logger,
+        essential: bool,
+        blocks_readiness: bool,
+        rolling_restart: bool,
+        pass_fds: tuple[int, ...],
+        on_state: Callable[[Managed, ProcessState], Any] | None,
+    ) -> None:
+        self.name = name
+        self.argv = argv
+        self.restart = restart
+        self.stop_signal = signal.Signals(stop_signal)
+        self.stop_timeout = stop_timeout
+        self.min_uptime = min_uptime
+        self.essential = essential
+        self.blocks_readiness = blocks_readiness
+        self.rolling_restart = rolling_restart
+        self.depends_on = depends_on
+        self.dependants: list[Managed] = []
+        self.restarts = 0
+        """How many times it was started again after an exit."""
+        self.returncode: int | None = None
+        """The exit status of its last run (negative: killed by that signal), as ``Popen``'s."""
+        self.killed = False
+        """It had to be SIGKILLed when it was stopped."""
+        self._sup = supervisor
+        assert supervisor._loop is not None
+        self._loop = supervisor._loop
+        self._state = ProcessState.STARTING
+        self._env, self._cwd, self._output, self._logger = env, cwd, output, logger
+        self._pass_fds = pass_fds
+        self._backoff = backoff
+        self._on_state = on_state
+        self._tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self._current: Instance | None = None
+        self._instances: set[Instance] = set()
+        self._timer: asyncio.TimerHandle | None = None  # min_uptime, or the backoff delay
+        self._kill_timer: asyncio.TimerHandle | None = None
+        self._groups: list[Instance] = []  # while stopping: whose groups we wait for
+        self._stopping = False
+        self._stop_started = 0.0
+        self._kill_at: float | None = None
+        self._kill_why = ""
+        self._done: asyncio.Future[int | None] = self._loop.create_future()
+        self._watchers: list[asyncio.Queue[ProcessState]] = []
+        self._candidate: asyncio.Future[bool] | None = None
+
+    # -- what the app sees --------------------------------------------------------------
+
+    @property
+    def state(self) -> ProcessState:
+        return self._state
+
+    @property
+    def pid(self) -> int | None:
+        """The pid of the running process (None while there is none)."""
+        current = self._current
+        return current.pid if current is not None and current.alive else None
+
+    def __repr__(self) -> str:
+        return f"<Managed {self.name!r} {self._state.value} pid={self.pid}>"
+
+    async def wait(self) -> int | None:
+        """Wait until the process has ended for good (exited or failed); return its
+        last exit status (None if it never ran).
+
+        **Cancellation:** only this wait stops; the process is not affected.
+        **Signals and deadline:** a shutdown stops the process, so the wait returns then.
+        """
+        return await asyncio.shield(self._done)
+
+    async def stop(self) -> int | None:
+        """Stop the process for good: no more restarts, its stop signal to its group,
+        SIGKILL after its ``stop_timeout`` (10 s if none, or the shutdown deadline if
+        sooner); return its exit status once it is gone.
+
+        Stops this process only, not the ones that depend on it.
+        **Cancellation:** the stop goes on (including the SIGKILL); only the wait ends.
+        """
+        self._begin_stop(self._sup._stop_limit(self))
+        return await self.wait()
+
+    def send_signal(self, sig: int, *, group: bool = False) -> bool:
+        """Send ``sig`` to the process (or its whole process group); False if it is not running."""
+        current = self._current
+        if current is None or not current.alive:
+            return False
+        return current.send(sig, group=group)
+
+    def last_lines(self) -> list[str]:
+        """The last lines it wrote (with ``output="log"``), oldest first."""
+        return list(self._tail)
+
+    async def states(self) -> AsyncIterator[ProcessState]:
+        """Yield the current state, then every change, until a final one (exited, failed).
+
+        **Cancellation:** ends the iteration only.
+        """
+        queue: asyncio.Queue[ProcessState] = asyncio.Queue()
+        queue.put_nowait(self._state)
+        self._watchers.append(queue)
+        try:
+            while True:
+                state = await queue.get()
+                yield state
+                if state in FINAL:
+                    return
+        finally:
+            self._watchers.remove(queue)
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def _set_state(self, state: ProcessState) -> None:
+        if state == self._state:
+            return
+        self._state = state
+        log.debug("process %r: %s", self.name, state.value)
+        for queue in self._watchers:
+            queue.put_nowait(state)
+        if self._on_state is not None:
+            try:
+                self._on_state(self, state)
+            except Exception:
+                log.exception("on_state callback of process %r raised", self.name)
+        if state == ProcessState.RUNNING:
+            for dependant in self.dependants:
+                dependant._dependency_up()
+        elif state in FINAL:
+            self._finished()
+
+    def _begin(self) -> None:
+        if all(d._state == ProcessState.RUNNING for d in self.depends_on):
+            self._spawn()
+        else:
+            log.info(
+                "process %r waits for %s",
+                self.name,
+                [d.name for d in self.depends_on if d._state != ProcessState.RUNNING],
+            )
+
+    def _dependency_up(self) -> None:
+        if self._current is None and not self._stopping and self._state == ProcessState.STARTING:
+            self._begin()
+
+    def _dependency_ended(self, dependency: Managed) -> None:
+        if self._current is None and self._state == ProcessState.STARTING:
+            log.error(
+                "process %r will not start: its dependency %r %s",
+                self.name,
+                dependency.name,
+                dependency._state.value,
+            )
+            self._set_state(ProcessState.FAILED)
+
+    def _new_instance(self) -> Instance:
+        return Instance(
+            self.argv,
+            env=self._env,
+            cwd=self._cwd,
+            output=self._output,
+            label=self.name,
+            logger=self._logger,
+            tail=self._tail,
+            pass_fds=self._pass_fds,
+            on_exit=self._instance_exited,
+        )
+
+    def _spawn(self) -> None:
+        self._timer = None
+        self._set_state(ProcessState.STARTING)
+        instance = self._new_instance()
+        try:
+            instance.spawn(self._loop)
+        except OSError as exc:
+            # The command was there at start(); it may have been removed since.
+            log.error("process %r could not be started: %s", self.name, exc)
+            instance.returncode = 127
+            self._current = instance
+            self._decide(instance)
+            return
+        self._current = instance
+        self._instances.add(instance)
+        log.info("process %r started, pid %d", self.name, instance.pid)
+        if self.min_uptime <= 0:
+            self._counted(instance)
+        else:
+            self._timer = self._loop.call_later(self.min_uptime, self._counted, instance)
+
+    def _counted(self, instance: Instance) -> None:
+        self._timer = None
+        instance.counted = True
+        if instance is self._current and not self._stopping:
+            self._backoff.started()
+            self._set_state(ProcessState.RUNNING)
+        if self._candidate is not None and not self._candidate.done():
+            self._candidate.set_result(True)
+
+    def _instance_exited(self, instance: Instance) -> None:
+        self._instances.discard(instance)
+        if not instance.counted and self._loop.time() - instance.started >= self.min_uptime:
+            instance.counted = True  # the min_uptime timer was late, the process was not
+        if self._candidate is not None and not self._candidate.done():
+            self._candidate.set_result(False)
+        if instance is not self._current:  # replaced by a rolling restart
+            self._maybe_stopped()
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.returncode = instance.returncode
+        if self._stopping:
+            self._maybe_stopped()
+            return
+        self._decide(instance)
+
+    def _decide(self, instance: Instance) -> None:
+        """The current process exited on its own: restart it, or end for good."""
+        code = instance.returncode
+        self.returncode = code
+        uptime = self._loop.time() - instance.started if instance.pid is not None else 0.0
+        if self.restart == "never" or (self.restart == "on-failure" and code == 0):
+            log.info(
+                "process %r exited with %s after %.2f s; not restarted (restart=%r)",
+                self.name,
+                describe(code),
+                uptime,
+                self.restart,
+            )
+            self._set_state(ProcessState.EXITED)
+            return
+        delay = self._backoff.exited(self._loop.time(), instance.counted)
+        if delay is None:
+            self._fail(code)
+            return
+        log.info(
+            "process %r exited with %s after %.2f s; restart %d in %.2f s",
+            self.name,
+            describe(code),
+            uptime,
+            self.restarts + 1,
+            delay,
+        )
+        self._set_state(ProcessState.BACKING_OFF)
+        self._timer = self._loop.call_later(delay, self._restart)
+
+    def _restart(self) -> None:
+        self.restarts += 1
+        self._spawn()
+
+    def _fail(self, code: int | None) -> None:
+        lines = "\n".join(f"    {line}" for line in self._tail) or "    (no output captured)"
+        b = self._backoff
+        log.error(
+            "process %r failed: it exited %d times within %g s before running %g s, the last"
+            " time with %s; not restarted. Fix the program, or raise max_restarts or"
+            " min_uptime. Its last lines:\n%s",
+            self.name,
+            b.early_exits(),
+            b.window,
+            self.min_uptime,
+            describe(code),
+            lines,
+        )
+        if self.blocks_readiness:
+            readiness.block(f"process {self.name}", f"failed after {self.restarts} restart(s)")
+        self._set_state(ProcessState.FAILED)
+        if self.essential:
+            self._sup._essential_ended(self)
+
+    def _finished(self) -> None:
+        for handle in (self._timer, self._kill_timer):
+            if handle is not None:
+                handle.cancel()
+        self._timer = self._kill_timer = None
+        if not self._done.done():
+            self._done.set_result(self.returncode)
+        for dependant in self.dependants:
+            dependant._dependency_ended(self)
+        if (
+            self.essential
+            and self._state == ProcessState.EXITED
+            and not self._stopping
+            and not self._sup._closing
+        ):
+            self._sup._essential_ended(self)
+        self._sup._process_finished(self)
+
+    # -- stopping -----------------------------------------------------------------------
+
+    def _begin_stop(self, limit: tuple[float, str] | None) -> None:
+        """Stop for good: the stop signal now, SIGKILL at ``limit`` (loop time, why)."""
+        if self._state in FINAL:
+            return
+        if self._stopping:
+            if limit is not None and (self._kill_at is None or limit[0] < self._kill_at):
+                self._arm_kill(limit)  # a shutdown's deadline can come before the own timeout
+            return
+        self._stopping = True
+        self._stop_started = self._loop.time()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._candidate is not None and not self._candidate.done():
+            self._candidate.set_result(False)
+        if not self._instances:  # backing off, or waiting for a dependency
+            self._set_state(ProcessState.EXITED)
+            return
+        self._set_state(ProcessState.STOPPING)
+        self._groups = list(self._instances)
+        for instance in self._groups:
+            instance.track_group()
+            instance.on_group_change = self._maybe_stopped
+            instance.send(self.stop_signal)
+        if limit is not None:
+            self._arm_kill(limit)
+        self._maybe_stopped()
+
+    def _arm_kill(self, limit: tuple[float, str]) -> None:
+        if self._kill_timer is not None:
+            self._kill_timer.cancel()
+        self._kill_at, self._kill_why = limit
+        self._kill_timer = self._loop.call_at(limit[0], self._kill)
+
+    def _kill(self) -> None:
+        self._kill_timer = None
+        killed = [i for i in self._groups if i.group_alive()]
+        for instance in killed:
+            instance.killed = instance.send(signal.SIGKILL) or instance.killed
+        if killed:
+            self.killed = True
+            waited = self._loop.time() - self._stop_started
+            log.error(
+                "process %r still running %.2f s after %s (%s); sent SIGKILL to its group",
+                self.name,
+                waited,
+                self.stop_signal.name,
+                self._kill_why,
+            )
+        self._maybe_stopped()
+
+    def _maybe_stopped(self) -> None:
+        """While stopping: final once every process of ours and its group are gone."""
+        if not self._stopping or self._state in FINAL:
+            return
+        if self._instances or any(i.group_alive() for i in self._groups):
+            return  # its children in the group may outlive it: until the kill timer
+        self._set_state(ProcessState.EXITED)
+
+    def _close(self) -> None:
+        for instance in list(self._instances):
+            instance.close()
+
+    # -- rolling restart ----------------------------------------------------------------
+
+    async def _replace(self) -> None:
+        """Start a new process, wait until it counts as started, then stop the old one."""
+        old = self._current
+        if self._state != ProcessState.RUNNING or old is None or self._stopping:
+            log.info("rolling restart: process %r is %s; skipped", self.name, self._state.value)
+            return
+        new = self._new_instance()
+        try:
+            new.spawn(self._loop)
+        except OSError as exc:
+            log.error("rolling restart: a new %r could not be started: %s", self.name, exc)
+            return
+        self._instances.add(new)
+        log.info("rolling restart: process %r started again, pid %d", self.name, new.pid)
+        self._candidate = self._loop.create_future()
+        if self.min_uptime <= 0:
+            self._candidate.set_result(True)
+            new.counted = True
+        else:
+            self._loop.call_later(self.min_uptime, self._candidate_up, new)
+        up = await self._candidate
+        self._candidate = None
+        if self._stopping:
+            return  # the shutdown stops both
+        if not up:
+            log.error(
+                "rolling restart: the new %r exited with %s before %g s; the old one (pid %s)"
+                " keeps running",
+                self.name,
+                describe(new.returncode),
+                self.min_uptime,
+                old.pid,
+            )
+            return
+        if old is not self._current or not old.alive:
+            # The old one exited meanwhile and its restart is under way: keep that one.
+            log.info("rolling restart: process %r was restarted meanwhile", self.name)
+            new.send(self.stop_signal)
+            self._loop.call_later(
+                self.stop_timeout or DEFAULT_STOP_TIMEOUT, new.send, signal.SIGKILL
+            )
+            return
+        self._current = new
+        gone: asyncio.Future[None] = self._loop.create_future()
+
+        def old_exited(instance: Instance) -> None:
+            self._instance_exited(instance)
+            if not gone.done():
+                gone.set_result(None)
+
+        old.on_exit = old_exited
+        old.send(self.stop_signal)
+        timeout = self.stop_timeout or DEFAULT_STOP_TIMEOUT
+        kill = self._loop.call_later(timeout, old.send, signal.SIGKILL)
+        try:
+            await gone
+        finally:
+            kill.cancel()
+        log.info(
+            "rolling restart: old %r (pid %s) exited with %s",
+            self.name,
+            old.pid,
+            describe(old.returncode),
+        )
+
+    def _candidate_up(self, instance: Instance) -> None:
+        instance.counted = True
+        if self._candidate is not None and not self._candidate.done() and instance.alive:
+            self._candidate.set_result(True)
+
+
+class Supervisor:
+    """Starts programs, restarts them when they exit, and stops them in order.
+
+    Use as ``async with graceful.Supervisor() as sup:``; leaving the block stops
+    every process (dependants first) and waits for them. Under ``graceful.run()``
+    the shutdown sequence stops them at its start, inside the grace window.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._processes: dict[str, Managed] = {}
+        self._closing = False
+        self._stop_limit_deadline: Deadline | None = None
+        self._roll: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Supervisor:
+        self._bind()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Stop every process, dependants first, and wait until they are gone.
+
+        During graceful's shutdown the sequence has already stopped them and waits for
+        them itself (phase 5), so this returns at once. **Cancellation:** the stop goes
+        on; the processes are SIGKILLed at their stop timeout even if nobody waits.
+        """
+        try:
+            if self._stop_limit_deadline is None:
+                await self.stop()
+        finally:
+            _unregister(self)
+
+    def _bind(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise UsageError("this Supervisor belongs to another event loop; make one per loop")
+        _register(self)
+
+    @property
+    def processes(self) -> list[Managed]:
+        """Every process started, in start order."""
+        return list(self._processes.values())
+
+    def __getitem__(self, name: str) -> Managed:
+        return self._processes[name]
+
+    def start(
+        self,
+        argv: Sequence[str | os.PathLike[str]],
+        *,
+        name: str,
+        restart: str = "on-failure",
+        stop_signal: int = signal.SIGTERM,
+        stop_timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        backoff: tuple[float, float] = (0.5, 30.0),
+        max_restarts: int = 5,
+        restart_window: float = 60.0,
+        min_uptime: float = 1.0,
+        depends_on: Iterable[Managed | str] = (),
+        output: str = "log",
+        logger: logging.Logger | None = None,
+        essential: bool = False,
+        blocks_readiness: bool = False,
+        rolling_restart: bool = False,
+        pass_fds: Sequence[int] = (),
+        on_state: Callable[[Managed, ProcessState], Any] | None = None,
+    ) -> Managed:
+        """Start ``argv`` as a supervised process named ``name``; return its :class:`Managed`.
+
+        The process gets its own process group; ``env`` is added to this process's
+        environment. It is restarted when it exits (``restart``: ``"on-failure"``,
+        non-zero exits only; ``"always"``; ``"never"``) after a delay growing from
+        ``backoff[0]`` to ``backoff[1]`` seconds, with jitter. A start counts once the
+        process has run ``min_uptime`` seconds; more than ``max_restarts`` exits
+        before that within ``restart_window`` seconds mark it failed (logged once,
+        with its last lines); ``blocks_readiness`` then fails ``/readyz``, and
+        ``essential`` stops the whole app with exit code 1 (an essential process that
+        ends for good in any way stops the app). ``depends_on`` starts it once those
+        processes count as started; at a stop it is stopped before them. ``output``:
+        ``"log"`` (each line to ``logger``, by default ``graceful.process.NAME``, at
+        INFO, prefixed with the name), ``"inherit"`` or ``"discard"``.
+        ``rolling_restart``: SIGHUP replaces it (new one up first, then the old one
+        stopped). ``on_state(managed, state)`` is called at every state change.
+
+        Raises :class:`UsageError` for a bad argument or a command that is not found.
+        """
+        self._bind()
+        if self._closing:
+            raise UsageError(f"cannot start {name!r}: this Supervisor is stopping")
+        managed = self._make(
+            argv,
+            name=name,
+            restart=restart,
+            stop_signal=stop_signal,
+            stop_timeout=stop_timeout,
+            env=env,
+            cwd=cwd,
+            backoff=backoff,
+            max_restarts=max_restarts,
+            restart_window=restart_window,
+            min_uptime=min_uptime,
+            depends_on=depends_on,
+            output=output,
+            logger=logger,
+            essential=essential,
+            blocks_readiness=blocks_readiness,
+            rolling_restart=rolling_restart,
+            pass_fds=pass_fds,
+            on_state=on_state,
+        )
+        self._processes[managed.name] = managed
+        for dependency in managed.depends_on:
+            dependency.dependants.append(managed)
+        if rolling_restart:
+            _sighup.install()
+        managed._begin()
+        return managed
+
+    def _make(self, argv: Sequence[str | os.PathLike[str]], **o: Any) -> Managed:
+        name = o["name"]
+        if not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name):
+            raise UsageError(f"name must be a word without spaces, got {name!r}; e.g. name='web'")
+        if name in self._processes:
+            raise UsageError(f"a process named {name!r} was started already; give each a new name")
+        if isinstance(argv, (str, bytes)) or not argv:
+            raise UsageError(
+                f"argv of {name!r} must be a non-empty list, got {argv!r};"
+                " e.g. ['python', '-m', 'worker']"
+            )
+        args = [os.fspath(a) for a in argv]
+        env = None if o["env"] is None else {**os.environ, **o["env"]}
+        cwd = None if o["cwd"] is None else os.fspath(o["cwd"])
+        _check_command(name, args[0], env, cwd)
+        _choice(name, "restart", o["restart"], RESTART_POLICIES)
+        _choice(name, "output", o["output"], OUTPUT_MODES)
+        try:
+            stop_signal = signal.Signals(o["stop_signal"])
+        except ValueError:
+            raise UsageError(
+                f"stop_signal of {name!r} must be a signal, got {o['stop_signal']!r};"
+                " e.g. signal.SIGTERM"
+            ) from None
+        stop_timeout = o["stop_timeout"]
+        if stop_timeout is not None:
+            stop_timeout = _seconds(name, "stop_timeout", stop_timeout, positive=True)
+        initial, maximum = _pair(name, o["backoff"])
+        max_restarts = o["max_restarts"]
+        if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
+            raise UsageError(
+                f"max_restarts of {name!r} must be an int >= 0, got {max_restarts!r}; e.g. 5"
+            )
+        window = _seconds(name, "restart_window", o["restart_window"], positive=True)
+        min_uptime = _seconds(name, "min_uptime", o["min_uptime"], positive=False)
+        deps = []
+        for dep in o["depends_on"]:
+            found = self._processes.get(dep) if isinstance(dep, str) else dep
+            if not isinstance(found, Managed) or found._sup is not self:
+                raise UsageError(
+                    f"{name!r} depends on {dep!r}, which this Supervisor did not start;"
+                    " start the dependency first and pass it (or its name)"
+                )
+            deps.append(found)
+        if o["essential"]:
+            _require_run(f"essential=True (process {name!r})")
+        return Managed(
+            self,
+            args,
+            name,
+            restart=o["restart"],
+            stop_signal=stop_signal,
+            stop_timeout=stop_timeout,
+            env=env,
+            cwd=cwd,
+            backoff=Backoff(initial, maximum, max_restarts, window),
+            min_uptime=min_uptime,
+            depends_on=deps,
+            output=o["output"],
+            logger=o["logger"] or logging.getLogger(f"graceful.process.{name}"),
+            essential=bool(o["essential"]),
+            blocks_readiness=bool(o["blocks_readiness"]),
+            rolling_restart=bool(o["rolling_restart"]),
+            pass_fds=tuple(o["pass_fds"]),
+            on_state=o["on_state"],
+        )
+
+    async def stop(self) -> dict[str, int | None]:
+        """Stop every process for good, dependants first; return the exit statuses by name.
+
+        Each gets its stop signal once the processes that depend on it are gone, and
+        SIGKILL after its ``stop_timeout`` (10 s if none; during a shutdown, the
+        deadline if sooner). **Cancellation:** the stop goes on; only the wait ends.
+        """
+        self._begin_stop(None)
+        for managed in self.processes:
+            await managed.wait()
+        return {m.name: m.returncode for m in self.processes}
+
+    def rolling_restart(self) -> asyncio.Task[None]:
+        """Replace each process started with ``rolling_restart=True``, one at a time:
+        the new one is started and counts as started before the old one is stopped.
+        What SIGHUP does. A rolling restart already under way is not started twice."""
+        if self._roll is None or self._roll.done():
+            self._roll = asyncio.ensure_future(self._rolling())
+        return self._roll
+
+    async def _rolling(self) -> None:
+        chosen = [m for m in self.processes if m.rolling_restart]
+        log.info("rolling restart of %s", [m.name for m in chosen])
+        for managed in chosen:
+            if self._closing:
+                return
+            await managed._replace()
+        log.info("rolling restart done")
+
+    # -- stopping, for the runtime and for stop() -----------------------------------------
+
+    def _begin_stop(self, deadline: Deadline | None) -> None:
+        if deadline is not None:
+            self._stop_limit_deadline = deadline
+        self._closing = True
+        if self._roll is not None:
+            self._roll.cancel()
+        for managed in self.processes:
+            if managed._stopping:
+                managed._begin_stop(self._stop_limit(managed))  # a sooner deadline
+        self._stop_ready()
+
+    def _stop_ready(self) -> None:
+        """Stop the processes none of whose dependants is still alive (dependants first)."""
+        if not self._closing:
+            return
+        for managed in self.processes:
+            if not managed._stopping and all(d._state in FINAL for d in managed.dependants):
+                managed._begin_stop(self._stop_limit(managed))
+
+    def _stop_limit(self, managed: Managed) -> tuple[float, str]:
+        """When to SIGKILL ``managed``: its stop_timeout, or the shutdown deadline if sooner."""
+        assert self._loop is not None
+        now = self._loop.time()
+        own = managed.stop_timeout
+        deadline = self._stop_limit_deadline or _shutdown_deadline()
+        if deadline is not None:
+            left = max(0.0, deadline.time_left() - KILL_RESERVE)
+            if own is None or left < own:
+                return now + left, "the shutdown deadline"
+        if own is not None:
+            return now + own, f"its stop_timeout of {own:g} s"
+        return now + DEFAULT_STOP_TIMEOUT, f"the default stop timeout of {DEFAULT_STOP_TIMEOUT:g} s"
+
+    def _process_finished(self, managed: Managed) -> None:
+        self._stop_ready()
+
+    def _essential_ended(self, managed: Managed) -> None:
+        from ._runtime import request_shutdown
+
+        failed = managed.state == ProcessState.FAILED or managed.returncode != 0
+        code = EXIT_FAILURE if failed else 0
+        why = "failed" if managed.state == ProcessState.FAILED else "exited"
+        log.error("essential process %r %s: stopping the app", managed.name, why)
+        request_shutdown(exit_code=code, reason=f"essential process {managed.name!r} {why}")
+
+    def _close(self) -> None:
+        for managed in self.processes:
+            managed._close()
+
+
+# -- the app's own supervisor and the runtime's seams ---------------------------------------
+
+_live: list[Supervisor] = []
+_app: tuple[Run, Supervisor] | None = None
+
+
+def _register(sup: Supervisor) -> None:
+    if sup not in _live:
+        _live.append(sup)
+
+
+def _unregister(sup: Supervisor) -> None:
+    if sup in _live:
+        _live.remove(sup)
+
+
+def _current_run() -> Run | None:
+    from . import _runtime
+
+    return _runtime._current
+
+
+def _require_run(what: str) -> Run:
+    run = _current_run()
+    if run is None or run.loop is None:
+        raise NotRunningError(
+            f"{what} needs the app to run under graceful; start it with graceful.run(main)"
+            " or python -m graceful module:main"
+        )
+    return run
+
+
+def _shutdown_deadline() -> Deadline | None:
+    run = _current_run()
+    return None if run is None else run.deadline
+
+
+def spawn(argv: Sequence[str | os.PathLike[str]], *, name: str, **options: Any) -> Managed:
+    """Start a supervised process under the app's own supervisor (the one graceful
+    stops at the start of the shutdown sequence); the options are those of
+    :meth:`Supervisor.start`. Must be called on the app's loop under ``graceful.run()``.
+    """
+    global _app
+    run = _require_run("graceful.spawn()")
+    if _app is None or _app[0] is not run:
+        _app = (run, Supervisor())
+        _register(_app[1])
+    return _app[1].start(argv, name=name, **options)
+
+
+class Stopping:
+    """The supervised processes being stopped by the shutdown sequence."""
+
+    def __init__(self, supervisors: list[Supervisor]) -> None:
+        self.supervisors = supervisors
+        self.processes = [m for s in supervisors for m in s.processes]
+
+    async def wait(self, deadline: Deadline) -> None:
+        """Wait until every process has ended, at most until the deadline (each has its
+        own SIGKILL timer, set no later than that). **Cancellation:** only the wait ends."""
+        pending = [m._done for m in self.processes if not m._done.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=deadline.time_left())
+        for sup in self.supervisors:
+            if not any(not m._done.done() for m in sup.processes):
+                _unregister(sup)
+
+    def failed(self) -> bool:
+        return any(m.killed or m.state == ProcessState.FAILED for m in self.processes)
+
+    def summary(self) -> str:
+        """``web=0 feed=SIGTERM stuck=SIGKILL(killed) crashy=1(failed)``."""
+        parts = []
+        for m in self.processes:
+            mark = "(killed)" if m.killed else "(failed)" if m.state == ProcessState.FAILED else ""
+            parts.append(f"{m.name}={describe(m.returncode)}{mark}")
+        return " ".join(parts)
+
+
+def stop_all(deadline: Deadline) -> Stopping | None:
+    """Phase 2: stop restarts at once and send every supervised process its stop
+    signal, dependants first; the SIGKILL comes at each one's ``stop_timeout`` or
+    at the deadline, whichever is first. Returns None when nothing is supervised."""
+    supervisors = list(_live)
+    if not any(s.processes for s in supervisors):
+        return None
+    for sup in supervisors:
+        sup._begin_stop(deadline)
+    return Stopping(supervisors)
+
+
+def owned_by_supervisors() -> Callable[[int], bool]:
+    """A test for the shutdown's ``Descendants``: is this pid in the process group of a
+    supervised process? Phase 2's blanket SIGTERM (and phase 5) leave those to the
+    supervisor, which stops them in dependency order."""
+    groups: set[int] = set()
+    for sup in _live:
+        for managed in sup.processes:
+            groups.update(i.pid for i in managed._instances if i.pid is not None)
+
+    def owned(pid: int) -> bool:
+        try:
+            return os.getpgid(pid) in groups
+        except OSError:  # gone
+            return False
+
+    return owned
+
+
+# -- SIGHUP ------------------------------------------------------------------------------------
+
+
+class _SighupHandler:
+    """SIGHUP starts a rolling restart in every live supervisor. The handler only
+    records and wakes the loop; a handler the app had is still called after ours."""
+
+    def __init__(self) -> None:
+        self.installed = False
+        self.previous: Any = None
+
+    def install(self) -> None:
+        if self.installed or threading.current_thread() is not threading.main_thread():
+            return
+        self.previous = signal.signal(signal.SIGHUP, self._handle)
+        self.installed = True
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        for sup in list(_live):
+            loop = sup._loop
+            if loop is not None and not loop.is_closed():
+                try:
+                    loop.call_soon_threadsafe(sup.rolling_restart)
+                except RuntimeError:
+                    pass
+        if callable(self.previous):
+            self.previous(signum, frame)
+
+
+_sighup = _SighupHandler()
+
+
+# -- argument checks ---------------------------------------------------------------------------
+
+
+def _check_command(name: str, command: str, env: Mapping[str, str] | None, cwd: str | None) -> None:
+    if os.sep in command:
+        path = command if cwd is None else os.path.join(cwd, command)
+        if not os.path.isfile(path):
+            raise UsageError(f"command {command!r} of {name!r} not found; check the path")
+        if not os.access(path, os.X_OK):
+            raise UsageError(f"command {command!r} of {name!r} is not executable; check its mode")
+        return
+    search = (env or os.environ).get("PATH", os.defpath)
+    if shutil.which(command, path=search) is None:
+        raise UsageError(f"command {command!r} of {name!r} not found; check the name and PATH")
+
+
+def _choice(name: str, what: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UsageError(
+            f"{what} of {name!r} must be one of {', '.join(map(repr, choices))}, got {value!r}"
+        )
+
+
+def _seconds(name: str, what: str, value: Any, *, positive: bool) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and (value > 0 if positive else value >= 0) and value < float("inf"):
+        return float(value)
+    bound = "> 0" if positive else ">= 0"
+    raise UsageError(f"{what} of {name!r} must be seconds {bound}, got {value!r}")
+
+
+def _pair(name: str, value: Any) -> tuple[float, float]:
+    try:
+        initial, maximum = value
+    except (TypeError, ValueError):
+        initial = maximum = None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (initial, maximum)):
+        raise UsageError(
+            f"backoff of {name!r} must be (initial, maximum) seconds, got {value!r}; e.g. (0.5, 30)"
+        )
+    assert initial is not None and maximum is not None
+    if not 0 < initial <= maximum < float("inf"):
+        raise UsageError(
+            f"backoff of {name!r} needs 0 < initial <= maximum, got {value!r}; e.g. (0.5, 30)"
+        )
+    return float(initial), float(maximum)
