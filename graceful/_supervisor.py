@@ -631,6 +631,8 @@ class Supervisor:
             dependency.dependants.append(managed)
         if rolling_restart:
             _sighup.install()
+        if on_state is not None:
+            on_state(managed, managed.state)  # the first state, as states() yields it
         managed._begin()
         return managed
 
@@ -786,6 +788,8 @@ class Supervisor:
 
 _live: list[Supervisor] = []
 _app: tuple[Run, Supervisor] | None = None
+_closed: deque[tuple[Run | None, Managed]] = deque(maxlen=1000)
+"""Processes of supervisors closed before the shutdown, for its summary line."""
 
 
 def _register(sup: Supervisor) -> None:
@@ -796,6 +800,8 @@ def _register(sup: Supervisor) -> None:
 def _unregister(sup: Supervisor) -> None:
     if sup in _live:
         _live.remove(sup)
+        run = _current_run()
+        _closed.extend((run, m) for m in sup.processes)
 
 
 def _current_run() -> Run | None:
@@ -835,9 +841,11 @@ def spawn(argv: Sequence[str | os.PathLike[str]], *, name: str, **options: Any) 
 class Stopping:
     """The supervised processes being stopped by the shutdown sequence."""
 
-    def __init__(self, supervisors: list[Supervisor]) -> None:
+    def __init__(self, supervisors: list[Supervisor], closed: list[Managed]) -> None:
         self.supervisors = supervisors
         self.processes = [m for s in supervisors for m in s.processes]
+        self.closed = closed
+        """Processes of supervisors the app closed before the shutdown, for the summary."""
 
     async def wait(self, deadline: Deadline) -> None:
         """Wait until every process has ended, at most until the deadline (each has its
@@ -855,7 +863,7 @@ class Stopping:
     def summary(self) -> str:
         """``web=0 feed=SIGTERM stuck=SIGKILL(killed) crashy=1(failed)``."""
         parts = []
-        for m in self.processes:
+        for m in self.closed + self.processes:
             mark = "(killed)" if m.killed else "(failed)" if m.state == ProcessState.FAILED else ""
             parts.append(f"{m.name}={describe(m.returncode)}{mark}")
         return " ".join(parts)
@@ -866,11 +874,14 @@ def stop_all(deadline: Deadline) -> Stopping | None:
     signal, dependants first; the SIGKILL comes at each one's ``stop_timeout`` or
     at the deadline, whichever is first. Returns None when nothing is supervised."""
     supervisors = list(_live)
-    if not any(s.processes for s in supervisors):
+    run = _current_run()
+    closed = [m for r, m in _closed if r is run]
+    _closed.clear()
+    if not closed and not any(s.processes for s in supervisors):
         return None
     for sup in supervisors:
         sup._begin_stop(deadline)
-    return Stopping(supervisors)
+    return Stopping(supervisors, closed)
 
 
 def owned_by_supervisors() -> Callable[[int], bool]:
