@@ -257,6 +257,11 @@ class Managed:
     def _spawn(self) -> None:
         self._timer = None
         self._set_state(ProcessState.STARTING)
+        self._sup._spawn_soon(self._spawn_now)
+
+    def _spawn_now(self) -> None:
+        if self._stopping or self._state != ProcessState.STARTING:
+            return  # stopped while it waited for its turn
         instance = self._new_instance()
         try:
             instance.spawn(self._loop)
@@ -526,6 +531,7 @@ class Supervisor:
         self._closing = False
         self._stop_limit_deadline: Deadline | None = None
         self._roll: asyncio.Task[None] | None = None
+        self._spawns: deque[Callable[[], None]] = deque()
 
     async def __aenter__(self) -> Supervisor:
         self._bind()
@@ -766,6 +772,23 @@ class Supervisor:
         if own is not None:
             return now + own, f"its stop_timeout of {own:g} s"
         return now + DEFAULT_STOP_TIMEOUT, f"the default stop timeout of {DEFAULT_STOP_TIMEOUT:g} s"
+
+    def _spawn_soon(self, spawn: Callable[[], None]) -> None:
+        """Spawn one process per turn of the loop. A fork and exec holds the loop for
+        about 1 ms (several on a busy machine): fifty at once would hold it for tens
+        of ms, in turns the app's timers and I/O run in between."""
+        assert self._loop is not None
+        self._spawns.append(spawn)
+        if len(self._spawns) == 1:
+            self._loop.call_soon(self._spawn_next)
+
+    def _spawn_next(self) -> None:
+        assert self._loop is not None
+        try:
+            self._spawns.popleft()()
+        finally:
+            if self._spawns:
+                self._loop.call_soon(self._spawn_next)
 
     def _process_finished(self, managed: Managed) -> None:
         self._stop_ready()

@@ -17,7 +17,7 @@ import pytest
 import graceful
 from graceful._runtime import loop_factory
 
-from .apps.line_writer import expected
+from .apps.line_writer import expected, is_stderr, write_files
 from .conftest import Launcher, gone, poll_until, stop
 
 T = TypeVar("T")
@@ -152,28 +152,31 @@ def test_heavy_output_keeps_the_loop_on_time_and_every_line_whole(
     launch: Launcher, tmp_path: Path
 ) -> None:
     writers, megabytes = 20, 10
-    app = launch.graceful("--grace", "2", "supervised:flood")
+    for w in range(writers):
+        write_files(tmp_path, w, megabytes)
+    app = launch.graceful("--grace", "2", "supervised:flood", env={"WRITERS": str(writers)})
     assert app.wait(timeout=200) == 0, app.stderr[-3000:]
     (result,) = [e for e in app.events() if e.startswith("flood ")]
-    worst = float(result.split()[5])
     assert result.startswith("flood codes [0] worst"), result
-    assert worst < 0.050, result
+    worst, machine = float(result.split()[4]), float(result.split()[6])
+    # Never held 50 ms by the output, over what the machine itself delayed a separate
+    # sleeping process meanwhile (a neighbour's load; a few ms on a quiet machine).
+    # Logging the lines on the loop thread would hold it for hundreds of ms.
+    assert worst < 0.050 + machine, result
     got: dict[str, list[str]] = {f"w{w}": [] for w in range(writers)}
     with open(tmp_path / "lines.log", encoding="utf-8") as log:
-        for line in log:
+        for line in log:  # graceful's own records come here too: keep the prefixed lines
             label, _, text = line.rstrip("\n").partition("] ")
-            got[label.lstrip("[")].append(text)
+            if label[1:] in got:
+                got[label[1:]].append(text)
     for w in range(writers):
         want = expected(w, megabytes)
         lines = got[f"w{w}"]
         assert len(lines) == len(want), (w, len(lines), len(want))
-        # stderr lines come on their own pipe: compare per stream, in order
-        assert [x for i, x in enumerate(want) if i % 50 != 49] == [
-            x for x in lines if int(x.split(" ", 2)[1]) % 50 != 49
-        ]
-        assert [x for i, x in enumerate(want) if i % 50 == 49] == [
-            x for x in lines if int(x.split(" ", 2)[1]) % 50 == 49
-        ]
+        # stdout and stderr are two pipes: each stream's lines whole and in order
+        for err in (False, True):
+            mine = [x for x in lines if is_stderr(int(x.split(" ", 2)[1])) == err]
+            assert mine == [x for i, x in enumerate(want) if is_stderr(i) == err], (w, err)
 
 
 # -- start-up cost ----------------------------------------------------------------------
@@ -266,14 +269,18 @@ def test_managed_api_states_signals_and_stop(loop_name: str) -> None:
 def test_leaving_the_block_stops_everything_dependants_first(loop_name: str) -> None:
     async def scenario() -> list[str]:
         order: list[str] = []
+        top_running = asyncio.Event()
 
         def note(m: graceful.Managed, state: graceful.ProcessState) -> None:
             if state in ("stopping", "exited"):
                 order.append(f"{m.name} {state}")
+            elif m.name == "top" and state == "running":
+                top_running.set()
 
         async with graceful.Supervisor() as sup:
             base = sup.start(["sleep", "100"], name="base", min_uptime=0, on_state=note)
             sup.start(["sleep", "100"], name="top", depends_on=[base], min_uptime=0, on_state=note)
+            await top_running.wait()
         return order
 
     assert run_on(loop_name, scenario) == [
