@@ -444,10 +444,19 @@ class Managed:
         for instance in list(self._instances):
             instance.close()
 
+    def _clean_stop(self) -> bool:
+        """Exited 0, or died of its own stop signal (or never ran)."""
+        code = self.returncode
+        return code is None or code == 0 or code == -self.stop_signal
+
     # -- rolling restart ----------------------------------------------------------------
 
     async def _replace(self) -> None:
         """Start a new process, wait until it counts as started, then stop the old one."""
+        if self._state == ProcessState.STARTING and not self._stopping:
+            async for state in self.states():  # still starting: replace it once it counts
+                if state != ProcessState.STARTING:
+                    break
         old = self._current
         if self._state != ProcessState.RUNNING or old is None or self._stopping:
             log.info("rolling restart: process %r is %s; skipped", self.name, self._state.value)
@@ -597,9 +606,10 @@ class Supervisor:
         ``backoff[0]`` to ``backoff[1]`` seconds, with jitter. A start counts once the
         process has run ``min_uptime`` seconds; more than ``max_restarts`` exits
         before that within ``restart_window`` seconds mark it failed (logged once,
-        with its last lines); ``blocks_readiness`` then fails ``/readyz``, and
-        ``essential`` stops the whole app with exit code 1 (an essential process that
-        ends for good in any way stops the app). ``depends_on`` starts it once those
+        with its last lines); ``blocks_readiness`` then fails ``/readyz``. An
+        ``essential`` process that ends for good stops the whole app, with exit code
+        1 unless it exited 0, and one that does not stop cleanly at the app's stop
+        (exit 0, or its stop signal) makes the app's exit code 1. ``depends_on`` starts it once those
         processes count as started; at a stop it is stopped before them. ``output``:
         ``"log"`` (each line to ``logger``, by default ``graceful.process.NAME``, at
         INFO, prefixed with the name), ``"inherit"`` or ``"discard"``.
@@ -881,7 +891,10 @@ class Stopping:
                 _unregister(sup)
 
     def failed(self) -> bool:
-        return any(m.killed or m.state == ProcessState.FAILED for m in self.processes)
+        """A process had to be killed or failed, or an essential one did not stop cleanly."""
+        return any(m.killed or m.state == ProcessState.FAILED for m in self.processes) or any(
+            m.essential and not m._clean_stop() for m in self.processes
+        )
 
     def summary(self) -> str:
         """``web=0 feed=SIGTERM stuck=SIGKILL(killed) crashy=1(failed)``."""

@@ -5,13 +5,15 @@ that starts N workers, each ``python -m graceful ... MODULE:ATTR`` with its own
 loop, hooks and deadline, as supervised processes of one :class:`Supervisor`:
 
 * a crashed worker is restarted with backoff; one that keeps crashing fails and
-  stops the whole app with exit code 1, so the orchestrator restarts the container;
+  stops the whole app with exit code 1, so the orchestrator restarts the container
+  (a worker whose ``main`` returns stops the app too, with its exit code);
 * the stop signal the parent gets is sent on to every worker at the start of its
   shutdown (phase 2), and a worker still running at the parent's deadline is
   SIGKILLed; each worker's own grace is the parent's window less the parent's
   safety margin, so a worker normally finishes its whole sequence in time;
 * SIGHUP replaces the workers one at a time (rolling restart);
-* the parent's exit code is 1 if any worker had to be killed or failed.
+* the parent's exit code is 1 if any worker had to be killed, failed, or did not
+  exit 0 from its own shutdown.
 
 Workers inherit the parent's stdout and stderr (their lines are not relayed) and
 see ``GRACEFUL_WORKER_ID`` (0 to N-1) in their environment.
@@ -19,16 +21,14 @@ see ``GRACEFUL_WORKER_ID`` (0 to N-1) in their environment.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 
 from ._config import MIN_GRACE, Config
 from ._deadline import KILL_RESERVE, safety_margin
-from ._errors import EXIT_FAILURE
-from ._runtime import request_shutdown
-from ._supervisor import Managed, ProcessState, Supervisor
+from ._runtime import wait_for_shutdown
+from ._supervisor import Supervisor
 
 log = logging.getLogger("graceful")
 
@@ -52,31 +52,26 @@ def worker_argv(config: Config, spec: str, app_args: Sequence[str]) -> list[str]
     return [*argv, spec, *app_args]
 
 
-def make_main(config: Config, spec: str, app_args: Sequence[str]) -> Callable[[], Awaitable[int]]:
-    """The parent's ``main``: start the workers, return when they have all ended."""
+def make_main(config: Config, spec: str, app_args: Sequence[str]) -> Callable[[], Awaitable[None]]:
+    """The parent's ``main``: start the workers and wait for the shutdown.
+
+    The workers are essential: one that ends for good (fails, or exits 0 on its own)
+    stops them all, and one that does not stop cleanly makes the exit code 1.
+    """
     argv = worker_argv(config, spec, app_args)
 
-    def failed(managed: Managed, state: ProcessState) -> None:
-        if state == ProcessState.FAILED:
-            request_shutdown(EXIT_FAILURE, f"{managed.name} failed")
-
-    async def workers() -> int:
+    async def workers() -> None:
         async with Supervisor() as sup:
-            started = [
+            for i in range(config.workers):
                 sup.start(
                     argv,
                     name=f"worker-{i}",
                     env={"GRACEFUL_WORKER_ID": str(i), "GRACEFUL_WORKERS": ""},
                     output="inherit",
+                    essential=True,
                     rolling_restart=True,
-                    on_state=failed,
                 )
-                for i in range(config.workers)
-            ]
-            log.info(
-                "%d workers of %s started, pids %s", len(started), spec, [m.pid for m in started]
-            )
-            codes = await asyncio.gather(*(m.wait() for m in started))
-        return 0 if all(code == 0 for code in codes) else EXIT_FAILURE
+            log.info("%d workers of %s starting", config.workers, spec)
+            await wait_for_shutdown()
 
     return workers

@@ -19,7 +19,10 @@ async def main() -> None:
         answer, "127.0.0.1", int(os.environ["PORT"]), reuse_port=True
     )
     record(f"up {os.getpid()} {os.environ['GRACEFUL_WORKER_ID']}")
-    print(f"listening {os.getpid()}", flush=True)
+    # One write: the workers share the parent's stdout, and print() under
+    # PYTHONUNBUFFERED writes the newline separately (another worker's line can
+    # come in between).
+    os.write(1, f"listening {os.getpid()}\n".encode())
     async with server:
         await graceful.wait_for_shutdown()
         record(f"down {os.getpid()}")
