@@ -30,7 +30,9 @@ suite: $(VENV)/.installed
 test-all:
 	scripts/test-all-pythons
 
-# Both benchmarks (the init one needs root, and installs tini, dumb-init and catatonit).
+# The benchmarks (the init one needs root and installs tini, dumb-init and catatonit;
+# the supervisor one installs supervisord with apt-get and circus into a venv of its own).
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_runtime.py --runs 150
 	$(BIN)/python benchmarks/bench_init.py --runs 40
+	$(BIN)/python benchmarks/bench_supervisor.py --runs 10

@@ -917,7 +917,13 @@ def stop_all(deadline: Deadline) -> Stopping | None:
         return None
     for sup in supervisors:
         sup._begin_stop(deadline)
-    return Stopping(supervisors, closed)
+    stopping = Stopping(supervisors, closed)
+    if stopping.processes:
+        log.info(
+            "stopping supervised processes %s, dependants first",
+            [m.name for m in stopping.processes],
+        )
+    return stopping
 
 
 def owned_by_supervisors() -> Callable[[int], bool]:

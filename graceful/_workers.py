@@ -35,6 +35,8 @@ log = logging.getLogger("graceful")
 # Options passed on to every worker as flags (the rest stay with the parent: the
 # init, the health server, the number of workers).
 _PASSED_ON = ("loop", "log_level", "task_errors", "readiness", "liveness_max_lag")
+# Options the workers must not read from the environment they inherit (empty = unset).
+_PARENT_ONLY = {"GRACEFUL_WORKERS": "", "GRACEFUL_HEALTH_PORT": ""}
 
 
 def worker_grace(config: Config) -> float:
@@ -66,7 +68,7 @@ def make_main(config: Config, spec: str, app_args: Sequence[str]) -> Callable[[]
                 sup.start(
                     argv,
                     name=f"worker-{i}",
-                    env={"GRACEFUL_WORKER_ID": str(i), "GRACEFUL_WORKERS": ""},
+                    env={"GRACEFUL_WORKER_ID": str(i), **_PARENT_ONLY},
                     output="inherit",
                     essential=True,
                     rolling_restart=True,
