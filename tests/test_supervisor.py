@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import signal
 import sys
@@ -219,10 +220,27 @@ def run_on(loop_name: str, scenario: Callable[[], Awaitable[T]]) -> T:
         loop.close()
 
 
+def said_hi_queue(name: str) -> asyncio.Queue[str]:
+    """A queue that gets each line process ``name`` writes (from the output thread)."""
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str] = asyncio.Queue()
+
+    class Relay(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            loop.call_soon_threadsafe(lines.put_nowait, record.getMessage())
+
+    logger = logging.getLogger(f"graceful.process.{name}")
+    logger.handlers.clear()
+    logger.addHandler(Relay())
+    logger.setLevel(logging.INFO)
+    return lines
+
+
 def test_managed_api_states_signals_and_stop(loop_name: str) -> None:
     async def scenario() -> dict[str, Any]:
         seen: list[str] = []
         running: asyncio.Queue[None] = asyncio.Queue()
+        said_hi = said_hi_queue("sleeper")
         async with graceful.Supervisor() as sup:
             proc = sup.start(
                 [sys.executable, "-c", "import time; print('hi', flush=True); time.sleep(100)"],
@@ -239,8 +257,10 @@ def test_managed_api_states_signals_and_stop(loop_name: str) -> None:
 
             watcher = asyncio.ensure_future(watch())
             await running.get()
+            await said_hi.get()  # its line was read: the process runs its own code
             assert proc.send_signal(signal.SIGUSR1)  # default action: it dies; "always" restarts
             await running.get()
+            await said_hi.get()
             code = await proc.stop()
             await watcher
             return {
