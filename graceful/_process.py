@@ -65,7 +65,6 @@ class Instance:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pidfd: int | None = None
         self._open_streams = 0
-        self._poll_handle: asyncio.TimerHandle | None = None
         self._grace_handle: asyncio.TimerHandle | None = None
         self._members: dict[int, int] = {}  # pid -> pidfd, the rest of its group
         self.on_group_change: Callable[[], None] = _nothing
@@ -115,7 +114,7 @@ class Instance:
         if self._pidfd is not None:
             loop.add_reader(self._pidfd, self._pidfd_readable)
         else:
-            self._poll_handle = loop.call_later(_POLL_INTERVAL, self._poll)
+            loop.call_later(_POLL_INTERVAL, self._poll)
 
     # -- signals ------------------------------------------------------------------------
 
@@ -184,7 +183,7 @@ class Instance:
     def _poll(self) -> None:
         assert self._loop is not None and self.popen is not None
         if self.popen.poll() is None:
-            self._poll_handle = self._loop.call_later(_POLL_INTERVAL, self._poll)
+            self._loop.call_later(_POLL_INTERVAL, self._poll)
             return
         self._reap()
 
@@ -192,7 +191,7 @@ class Instance:
         assert self._loop is not None and self.popen is not None
         code = self.popen.poll()  # waitpid(our pid): the status is ours alone
         if code is None:  # readable but not reaped: cannot happen; keep watching
-            self._poll_handle = self._loop.call_later(_POLL_INTERVAL, self._poll)
+            self._loop.call_later(_POLL_INTERVAL, self._poll)
             return
         self.returncode = code
         if self._open_streams:
@@ -220,21 +219,6 @@ class Instance:
         self._grace_handle = None
         callback, self.on_exit = self.on_exit, _ignore
         callback(self)
-
-    def close(self) -> None:
-        """Stop watching (the loop is going away); the process is left as it is."""
-        if self._pidfd is not None and self._loop is not None:
-            self._loop.remove_reader(self._pidfd)
-            os.close(self._pidfd)
-            self._pidfd = None
-        for fd in self._members.values():
-            if self._loop is not None:
-                self._loop.remove_reader(fd)
-            os.close(fd)
-        self._members.clear()
-        for handle in (self._poll_handle, self._grace_handle):
-            if handle is not None:
-                handle.cancel()
 
 
 def _ignore(instance: Instance) -> None:

@@ -11,8 +11,8 @@ rolling restart, which the shutdown supersedes.
 
 How the runtime meets this module: when the app has imported it (and only then),
 phase 2 calls :func:`stop_all` before its blanket SIGTERM, which skips the
-process groups of supervised processes (:func:`owns`); phase 5 awaits the
-returned :class:`Stopping`, whose summary goes into the summary line.
+process groups of supervised processes (:func:`owned_by_supervisors`); phase 5
+awaits the returned :class:`Stopping`, whose summary goes into the summary line.
 """
 
 from __future__ import annotations
@@ -440,10 +440,6 @@ class Managed:
             return  # its children in the group may outlive it: until the kill timer
         self._set_state(ProcessState.EXITED)
 
-    def _close(self) -> None:
-        for instance in list(self._instances):
-            instance.close()
-
     def _clean_stop(self) -> bool:
         """Exited 0, or died of its own stop signal (or never ran)."""
         code = self.returncode
@@ -811,10 +807,6 @@ class Supervisor:
         why = "failed" if managed.state == ProcessState.FAILED else "exited"
         log.error("essential process %r %s: stopping the app", managed.name, why)
         request_shutdown(exit_code=code, reason=f"essential process {managed.name!r} {why}")
-
-    def _close(self) -> None:
-        for managed in self.processes:
-            managed._close()
 
 
 # -- the app's own supervisor and the runtime's seams ---------------------------------------
