@@ -132,7 +132,8 @@ class Managed:
         self._kill_why = ""
         self._done: asyncio.Future[int | None] = self._loop.create_future()
         self._watchers: list[asyncio.Queue[ProcessState]] = []
-        self._candidate: asyncio.Future[bool] | None = None
+        self._candidate: asyncio.Future[bool] | None = None  # a rolling restart's new one:
+        self._candidate_instance: Instance | None = None  # counted (True) or exited (False)
 
     # -- what the app sees --------------------------------------------------------------
 
@@ -286,15 +287,13 @@ class Managed:
         if instance is self._current and not self._stopping:
             self._backoff.started()
             self._set_state(ProcessState.RUNNING)
-        if self._candidate is not None and not self._candidate.done():
-            self._candidate.set_result(True)
 
     def _instance_exited(self, instance: Instance) -> None:
         self._instances.discard(instance)
         if not instance.counted and self._loop.time() - instance.started >= self.min_uptime:
             instance.counted = True  # the min_uptime timer was late, the process was not
-        if self._candidate is not None and not self._candidate.done():
-            self._candidate.set_result(False)
+        if instance is self._candidate_instance:
+            self._candidate_settled(False)
         if instance is not self._current:  # replaced by a rolling restart
             self._maybe_stopped()
             return
@@ -394,8 +393,7 @@ class Managed:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._candidate is not None and not self._candidate.done():
-            self._candidate.set_result(False)
+        self._candidate_settled(False)
         if not self._instances:  # backing off, or waiting for a dependency
             self._set_state(ProcessState.EXITED)
             return
@@ -466,13 +464,12 @@ class Managed:
         self._instances.add(new)
         log.info("rolling restart: process %r started again, pid %d", self.name, new.pid)
         self._candidate = self._loop.create_future()
-        if self.min_uptime <= 0:
-            self._candidate.set_result(True)
-            new.counted = True
-        else:
-            self._loop.call_later(self.min_uptime, self._candidate_up, new)
-        up = await self._candidate
-        self._candidate = None
+        self._candidate_instance = new
+        self._loop.call_later(self.min_uptime, self._candidate_up, new)
+        try:
+            up = await self._candidate
+        finally:
+            self._candidate = self._candidate_instance = None
         if self._stopping:
             return  # the shutdown stops both
         if not up:
@@ -517,9 +514,13 @@ class Managed:
         )
 
     def _candidate_up(self, instance: Instance) -> None:
-        instance.counted = True
-        if self._candidate is not None and not self._candidate.done() and instance.alive:
-            self._candidate.set_result(True)
+        if instance is self._candidate_instance and instance.alive:
+            instance.counted = True
+            self._candidate_settled(True)
+
+    def _candidate_settled(self, up: bool) -> None:
+        if self._candidate is not None and not self._candidate.done():
+            self._candidate.set_result(up)
 
 
 class Supervisor:
