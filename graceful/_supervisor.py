@@ -828,6 +828,8 @@ def _unregister(sup: Supervisor) -> None:
         _live.remove(sup)
         run = _current_run()
         _closed.extend((run, m) for m in sup.processes)
+    if not any(m.rolling_restart for s in _live for m in s.processes):
+        _sighup.uninstall()
 
 
 def _current_run() -> Run | None:
@@ -953,6 +955,13 @@ class _SighupHandler:
             return
         self.previous = signal.signal(signal.SIGHUP, self._handle)
         self.installed = True
+
+    def uninstall(self) -> None:
+        """Put the handler that was there back (once no process wants SIGHUP)."""
+        if not self.installed or threading.current_thread() is not threading.main_thread():
+            return
+        signal.signal(signal.SIGHUP, self.previous)
+        self.installed = False
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         for sup in list(_live):

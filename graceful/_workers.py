@@ -4,13 +4,13 @@ The parent never imports the app. It runs graceful's own runtime with a ``main``
 that starts N workers, each ``python -m graceful ... MODULE:ATTR`` with its own
 loop, hooks and deadline, as supervised processes of one :class:`Supervisor`:
 
-* a crashed worker is restarted with backoff; one that keeps crashing fails and
-  stops the whole app with exit code 1, so the orchestrator restarts the container
-  (a worker whose ``main`` returns stops the app too, with its exit code);
-* the stop signal the parent gets is sent on to every worker at the start of its
-  shutdown (phase 2), and a worker still running at the parent's deadline is
-  SIGKILLed; each worker's own grace is the parent's window less the parent's
-  safety margin, so a worker normally finishes its whole sequence in time;
+* a worker that exits non-zero is restarted with backoff; one that keeps crashing
+  fails and stops the whole app with exit code 1, so the orchestrator restarts the
+  container; one that exits 0 on its own stops the app with exit code 0;
+* a stop of the parent (SIGTERM, SIGINT) reaches every worker as SIGTERM at the
+  start of its shutdown (phase 2), and a worker still running at the parent's
+  deadline is SIGKILLed; each worker's own grace is the parent's window less the
+  parent's safety margin, so a worker normally finishes its whole sequence in time;
 * SIGHUP replaces the workers one at a time (rolling restart);
 * the parent's exit code is 1 if any worker had to be killed, failed, or did not
   exit 0 from its own shutdown.

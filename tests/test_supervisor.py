@@ -291,6 +291,20 @@ def test_managed_api_states_signals_and_stop(loop_name: str) -> None:
     assert r["lines"] == ["hi", "hi"] and r["restarts"] == 1
 
 
+def test_the_sighup_handler_is_there_only_while_a_process_wants_it(loop_name: str) -> None:
+    before = signal.getsignal(signal.SIGHUP)
+
+    async def scenario() -> bool:
+        async with graceful.Supervisor() as sup:
+            sup.start(["sleep", "100"], name="plain")
+            plain = signal.getsignal(signal.SIGHUP) == before
+            sup.start(["sleep", "100"], name="rolling", rolling_restart=True)
+            return plain and signal.getsignal(signal.SIGHUP) != before
+
+    assert run_on(loop_name, scenario)
+    assert signal.getsignal(signal.SIGHUP) == before
+
+
 def test_leaving_the_block_stops_everything_dependants_first(loop_name: str) -> None:
     async def scenario() -> list[str]:
         order: list[str] = []
