@@ -806,7 +806,9 @@ class Supervisor:
         failed = managed.state == ProcessState.FAILED or managed.returncode != 0
         code = EXIT_FAILURE if failed else 0
         why = "failed" if managed.state == ProcessState.FAILED else "exited"
-        log.error("essential process %r %s: stopping the app", managed.name, why)
+        (log.error if failed else log.info)(
+            "essential process %r %s: stopping the app", managed.name, why
+        )
         request_shutdown(exit_code=code, reason=f"essential process {managed.name!r} {why}")
 
 

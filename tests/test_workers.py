@@ -129,6 +129,14 @@ def test_a_worker_that_keeps_crashing_stops_the_app_with_exit_1(tmp_path: Path) 
             each.close()
 
 
+def test_a_worker_that_exits_0_on_its_own_stops_the_app_with_exit_0(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "--workers", "2", "worker_server:finishes")
+    assert app.wait(timeout=30) == 0, app.stderr
+    assert re.search(r"essential process 'worker-\d' exited: stopping the app", app.stderr)
+    assert len([e for e in app.events() if e.startswith("finished ")]) >= 1
+    assert "(failed)" not in summary(app.stderr) and "(killed)" not in summary(app.stderr)
+
+
 # -- as PID 1 ---------------------------------------------------------------------------
 
 

@@ -32,3 +32,8 @@ async def crashes() -> None:
     """A worker that dies at once: it is restarted until it fails, which stops the app."""
     record(f"crash {os.getpid()}")
     raise SystemExit(3)
+
+
+async def finishes() -> None:
+    """A worker whose main returns at once (exit 0): the app stops, exit code 0."""
+    record(f"finished {os.getpid()}")
