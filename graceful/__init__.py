@@ -20,14 +20,14 @@ if TYPE_CHECKING:
     from ._errors import UsageError as UsageError
     from ._hooks import ShutdownContext as ShutdownContext
     from ._hooks import on_shutdown as on_shutdown
+    from ._managed import Managed as Managed
+    from ._managed import ProcessState as ProcessState
     from ._readiness import readiness_check as readiness_check
     from ._readiness import set_ready as set_ready
     from ._runtime import is_shutting_down as is_shutting_down
     from ._runtime import request_shutdown as request_shutdown
     from ._runtime import run as run
     from ._runtime import wait_for_shutdown as wait_for_shutdown
-    from ._supervisor import Managed as Managed
-    from ._supervisor import ProcessState as ProcessState
     from ._supervisor import Supervisor as Supervisor
     from ._supervisor import spawn as spawn
 
@@ -41,8 +41,8 @@ _WHERE = {
     "set_ready": "_readiness",
     "readiness_check": "_readiness",
     "Supervisor": "_supervisor",
-    "Managed": "_supervisor",
-    "ProcessState": "_supervisor",
+    "Managed": "_managed",
+    "ProcessState": "_managed",
     "spawn": "_supervisor",
     "GracefulError": "_errors",
     "UsageError": "_errors",
