@@ -120,13 +120,14 @@ class Instance:
 
     def send(self, sig: int, *, group: bool = True) -> bool:
         """Send ``sig`` to the process group (or only the process); False if nothing got it."""
-        if self.pid is None:
+        pid = self.pid
+        if pid is None or not self.group_alive():  # the number may name another group by now
             return False
         try:
             if group:
-                os.killpg(self.pid, sig)  # the leader's pid is the group's id
+                os.killpg(pid, sig)  # the leader's pid is the group's id
             elif self.returncode is None:
-                os.kill(self.pid, sig)
+                os.kill(pid, sig)
             else:
                 return False
         except (ProcessLookupError, PermissionError):
