@@ -76,7 +76,7 @@ def term(*_):
         sys.exit(0)
 signal.signal(signal.SIGTERM, term)
 record(f"grandchild {mode} {os.getpid()}")
-os.write(1, f"grandchild {mode} up\n".encode())  # one write: the two share a pipe
+os.write(1, f"grandchild {mode} up\\n".encode())  # one write: the two share a pipe
 while True:
     time.sleep(1000)
 """
