@@ -152,6 +152,8 @@ class Managed:
 
         Stops this process only, not the ones that depend on it.
         **Cancellation:** the stop goes on (including the SIGKILL); only the wait ends.
+        **Signals and deadline:** a shutdown that starts meanwhile brings the SIGKILL
+        forward to its deadline if that comes first.
         """
         self._begin_stop(self._sup._stop_limit(self))
         return await self.wait()
@@ -170,7 +172,8 @@ class Managed:
     async def states(self) -> AsyncIterator[ProcessState]:
         """Yield the current state, then every change, until a final one (exited, failed).
 
-        **Cancellation:** ends the iteration only.
+        **Cancellation:** ends the iteration only. **Signals and deadline:** a shutdown
+        stops the process, so the iteration ends with its final state by the deadline.
         """
         queue: asyncio.Queue[ProcessState] = asyncio.Queue()
         queue.put_nowait(self._state)

@@ -241,6 +241,8 @@ class Supervisor:
         Each gets its stop signal once the processes that depend on it are gone, and
         SIGKILL after its ``stop_timeout`` (10 s if none; during a shutdown, the
         deadline if sooner). **Cancellation:** the stop goes on; only the wait ends.
+        **Signals and deadline:** a shutdown that starts meanwhile takes the stop over
+        and brings each SIGKILL forward to its deadline if that comes first.
         """
         self._begin_stop(None)
         for managed in self.processes:
