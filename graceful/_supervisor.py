@@ -427,7 +427,8 @@ def stop_all(deadline: Deadline) -> Stopping | None:
     """Phase 2: stop restarts at once and send every supervised process its stop
     signal, dependants first; the SIGKILL comes at each one's ``stop_timeout`` or
     at the deadline, whichever is first. Returns None when nothing is supervised."""
-    supervisors = list(_live)
+    loop = asyncio.get_running_loop()
+    supervisors = [s for s in _live if s._loop is loop]  # not one left by an earlier loop
     run = _current_run()
     closed = [m for r, m in _closed if r is run]
     _closed.clear()
