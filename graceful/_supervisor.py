@@ -448,17 +448,15 @@ def stop_all(deadline: Deadline) -> Stopping | None:
 def owned_by_supervisors() -> Callable[[int], bool]:
     """A test for the shutdown's ``Descendants``: is this pid in the process group of a
     supervised process? Phase 2's blanket SIGTERM (and phase 5) leave those to the
-    supervisor, which stops them in dependency order."""
-    groups: set[int] = set()
-    for sup in _live:
-        for managed in sup.processes:
-            groups.update(i.pid for i in managed._instances if i.pid is not None)
+    supervisor, which stops them in dependency order. The groups are looked up at
+    each call, so processes started after this was made are covered too."""
 
     def owned(pid: int) -> bool:
         try:
-            return os.getpgid(pid) in groups
+            group = os.getpgid(pid)
         except OSError:  # gone
             return False
+        return any(i.pid == group for sup in _live for m in sup.processes for i in m._instances)
 
     return owned
 
