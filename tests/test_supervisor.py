@@ -46,7 +46,9 @@ def test_exit_1_is_restarted_with_growing_delays_then_fails_once(launch: Launche
     for k, delay in enumerate(planned):
         full = 0.1 * 2**k
         assert full / 2 - 0.005 <= delay <= full + 0.005, (k, planned)  # equal jitter, rounded
-        assert starts[k + 1] - exits[k] >= delay - 0.005  # never restarted sooner
+        # never restarted sooner (uvloop's timers count from the loop's clock, cached
+        # at the start of its turn and in whole ms: up to ~10 ms early in real time)
+        assert starts[k + 1] - exits[k] >= delay - 0.015, (k, planned, starts, exits)
     assert planned[3] > 2 * planned[0]  # grown well past the first, whatever the jitter
     final = next(e for e in events if e.startswith("final "))
     state, code, restarts, reasons = final.split(" ", 4)[1:]
