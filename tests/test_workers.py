@@ -19,17 +19,22 @@ from .conftest import App, Launcher, poll_until, stop
 from .test_init import init_pid, pid1, stop_pid1
 
 
-@pytest.fixture(autouse=True)
-def no_worker_left(launch: Launcher) -> Iterator[None]:
-    """After each test (first, before the launcher kills its apps): SIGKILL the tree. A
-    worker left behind by a failed test would hold the test's pipes open forever."""
-    yield
-    for app in launch.apps:
+def kill_trees(launcher: Launcher) -> None:
+    """SIGKILL what each app started. Supervised processes have sessions of their own:
+    when a failed test's app is killed, they would outlive it and hold its pipes."""
+    for app in launcher.apps:
         for pid in descendant_pids(app.proc.pid):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+@pytest.fixture
+def launch(launch: Launcher) -> Iterator[Launcher]:
+    """The conftest's launcher, and after the test (before it closes the apps) no tree left."""
+    yield launch
+    kill_trees(launch)
 
 
 def free_port() -> int:
@@ -161,13 +166,10 @@ def test_exit_codes_stay_exact_under_the_init_as_pid1(launch: Launcher) -> None:
     assert "processes p0=0 p1=1 p2=2 p7=7 p255=255 usr1=SIGUSR1;" in app.stderr
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM])
-def test_a_stubborn_supervised_process_cannot_hold_the_container(
-    launch: Launcher, sig: signal.Signals
-) -> None:
+def test_a_stubborn_supervised_process_cannot_hold_the_container(launch: Launcher) -> None:
     app = pid1(launch, "--grace", "2", "supervised:stubborn")
     app.expect("ready")
     started = time.monotonic()
-    assert stop_pid1(app, sig) == 1
+    assert stop_pid1(app) == 1
     assert time.monotonic() - started < 2
     assert "timed=SIGKILL(killed) untimed=SIGKILL(killed)" in app.stderr
