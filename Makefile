@@ -47,8 +47,13 @@ $(VENV)/.installed-containers: $(VENV)/.installed
 test-all:
 	scripts/test-all-pythons
 
-# Every benchmark (the init one needs root, and installs tini, dumb-init and catatonit).
+# The benchmarks (the init one needs root and installs tini, dumb-init and catatonit;
+# the supervisor one installs supervisord with apt-get and circus into a venv of its
+# own; the servers one installs wrk, the rolling one haproxy).
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_runtime.py --runs 150
 	$(BIN)/python benchmarks/bench_init.py --runs 40
 	$(BIN)/python benchmarks/bench_health.py --runs 30
+	$(BIN)/python benchmarks/bench_supervisor.py --runs 10
+	$(BIN)/python benchmarks/bench_servers.py --rounds 5
+	$(BIN)/python benchmarks/rolling.py --rounds 4 --repeat 2

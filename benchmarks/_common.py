@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import os
 import select
+import shlex
+import shutil
 import statistics
+import subprocess
+import sys
 import time
 from typing import IO
+
+APT_TIMEOUT = 600.0
 
 
 class BenchError(Exception):
@@ -56,3 +62,39 @@ def spread(values: list[float]) -> str:
         return f"{values[0]:.1f}" if values else "n/a"
     q = statistics.quantiles(values, n=10, method="inclusive")
     return f"{min(values):.1f} / {q[0]:.1f} / {q[-1]:.1f} / {max(values):.1f}"
+
+
+def apt_install(packages: list[str]) -> bool:
+    """``apt-get install`` the Debian packages (after an ``apt-get update`` if the
+    first try fails); True on success. Says what it runs on stderr."""
+    if shutil.which("apt-get") is None:
+        print("apt-get is not available", file=sys.stderr)
+        return False
+    install = ["apt-get", "install", "-y", "-o", "DPkg::Lock::Timeout=300", *packages]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for step in ([install], [["apt-get", "update"], install]):
+        ok = True
+        for cmd in step:
+            print(f"running: {shlex.join(cmd)}", file=sys.stderr)
+            try:
+                done = subprocess.run(
+                    cmd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    timeout=APT_TIMEOUT,
+                    check=False,
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                print(f"  failed: {exc}", file=sys.stderr)
+                ok = False
+                break
+            if done.returncode != 0:
+                tail = done.stderr.decode(errors="replace").strip()[-1000:]
+                print(f"  exit code {done.returncode}: {tail}", file=sys.stderr)
+                ok = False
+                break
+        if ok:
+            return True
+    return False

@@ -61,7 +61,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from _common import BenchError, child_env, fmt_ratio, read_line, spread
+from _common import BenchError, apt_install, child_env, fmt_ratio, read_line, spread
 
 APPS = Path(__file__).resolve().parent / "apps"
 ORPHAN_APP = APPS / "bench_init_orphans.py"
@@ -80,7 +80,6 @@ ORPHANS_READY_TIMEOUT = 60.0
 REAP_TIMEOUT = 60.0
 EXIT_TIMEOUT = 20.0
 KILL_TIMEOUT = 5.0
-APT_TIMEOUT = 600.0
 PACKAGES = {"tini": "tini", "dumb-init": "dumb-init", "catatonit": "catatonit"}
 T = TypeVar("T")
 EXTRA_PATHS = {
@@ -135,40 +134,6 @@ def find_binary(name: str) -> str | None:
         if os.access(path, os.X_OK):
             return path
     return None
-
-
-def apt_install(packages: list[str]) -> bool:
-    if shutil.which("apt-get") is None:
-        print("apt-get is not available", file=sys.stderr)
-        return False
-    install = ["apt-get", "install", "-y", "-o", "DPkg::Lock::Timeout=300", *packages]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for step in ([install], [["apt-get", "update"], install]):
-        ok = True
-        for cmd in step:
-            print(f"running: {shlex.join(cmd)}", file=sys.stderr)
-            try:
-                done = subprocess.run(
-                    cmd,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                    timeout=APT_TIMEOUT,
-                    check=False,
-                )
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                print(f"  failed: {exc}", file=sys.stderr)
-                ok = False
-                break
-            if done.returncode != 0:
-                tail = done.stderr.decode(errors="replace").strip()[-1000:]
-                print(f"  exit code {done.returncode}: {tail}", file=sys.stderr)
-                ok = False
-                break
-        if ok:
-            return True
-    return False
 
 
 def find_inits() -> dict[str, str]:

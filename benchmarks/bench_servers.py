@@ -103,7 +103,7 @@ def ensure_wrk() -> str:
         return found
     import _common
 
-    if not _common.apt_install(["wrk"]) or not shutil.which("wrk"):  # type: ignore[attr-defined]
+    if not _common.apt_install(["wrk"]) or not shutil.which("wrk"):
         raise BenchError("wrk is missing and apt-get could not install it")
     return str(shutil.which("wrk"))
 

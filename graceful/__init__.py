@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from ._errors import UsageError as UsageError
     from ._hooks import ShutdownContext as ShutdownContext
     from ._hooks import on_shutdown as on_shutdown
+    from ._managed import Managed as Managed
+    from ._managed import ProcessState as ProcessState
     from ._readiness import readiness_check as readiness_check
     from ._readiness import set_ready as set_ready
     from ._runtime import is_shutting_down as is_shutting_down
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     from ._runtime import request_shutdown as request_shutdown
     from ._runtime import run as run
     from ._runtime import wait_for_shutdown as wait_for_shutdown
+    from ._supervisor import Supervisor as Supervisor
+    from ._supervisor import spawn as spawn
 
 _WHERE = {
     "run": "_runtime",
@@ -38,6 +42,10 @@ _WHERE = {
     "ShutdownContext": "_hooks",
     "set_ready": "_readiness",
     "readiness_check": "_readiness",
+    "Supervisor": "_supervisor",
+    "Managed": "_managed",
+    "ProcessState": "_managed",
+    "spawn": "_supervisor",
     "GracefulError": "_errors",
     "UsageError": "_errors",
     "TargetError": "_errors",
@@ -54,6 +62,10 @@ __all__ = (
     "ShutdownContext",
     "set_ready",
     "readiness_check",
+    "Supervisor",
+    "Managed",
+    "ProcessState",
+    "spawn",
     "GracefulError",
     "UsageError",
     "TargetError",

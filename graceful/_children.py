@@ -29,7 +29,7 @@ import time
 # the init, which should stay small (mypy treats TYPE_CHECKING as True).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from typing import Any
 
 _HAVE_PIDFD = hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal")
@@ -138,6 +138,8 @@ class Descendants:
 
     ``discover()`` can be called again to pick up processes started since; a
     process once found stays tracked even after it is re-parented elsewhere.
+    ``skip(pid)`` returning True leaves a process out (the supervised ones, which
+    the supervisor stops in its own order).
     """
 
     def __init__(
@@ -146,9 +148,11 @@ class Descendants:
         *,
         use_pidfd: bool = _HAVE_PIDFD,
         exclude: Iterable[int] = (),
+        skip: Callable[[int], bool] | None = None,
     ) -> None:
         self.root = os.getpid() if root is None else root
         self.exclude = set(exclude)  # processes that are not ours to stop
+        self._skip = skip  # and those a supervisor stops (asked at each discover())
         self._use_pidfd = use_pidfd and _HAVE_PIDFD
         self._fds: dict[int, int] = {}  # pid -> pidfd
         self._procs: dict[int, Any] = {}  # pid -> psutil.Process (fallback)
@@ -156,9 +160,10 @@ class Descendants:
     def discover(self) -> list[int]:
         """Track the descendants not tracked yet; return their pids."""
         new: list[int] = []
+        skip = self._skip
         if self._use_pidfd:
             for pid in descendant_pids(self.root):
-                if pid in self._fds or pid in self.exclude:
+                if pid in self._fds or pid in self.exclude or (skip is not None and skip(pid)):
                     continue
                 try:
                     self._fds[pid] = os.pidfd_open(pid)
@@ -173,7 +178,11 @@ class Descendants:
         except psutil.NoSuchProcess:
             return new
         for proc in procs:
-            if proc.pid not in self._procs and proc.pid not in self.exclude:
+            if (
+                proc.pid not in self._procs
+                and proc.pid not in self.exclude
+                and not (skip is not None and skip(proc.pid))
+            ):
                 self._procs[proc.pid] = proc
                 new.append(proc.pid)
         return new

@@ -64,6 +64,10 @@ options (flags win over the environment variables):
   --liveness-max-lag SECONDS
                          /livez fails while the event loop is this late
                          [GRACEFUL_LIVENESS_MAX_LAG, default 5]
+  --workers N            run N copies of the app as supervised worker processes,
+                         each with its own loop and hooks; crashed ones are
+                         restarted, SIGHUP replaces them one at a time, all stop
+                         within one --grace [GRACEFUL_WORKERS, default 0: none]
   --version              print the version and exit
   -h, --help             print this help and exit
 
@@ -199,6 +203,11 @@ def main(
             command = rest[1:]
             if not command:
                 raise UsageError("missing COMMAND after --, e.g. python -m graceful -- myserver")
+            if config.workers:
+                raise UsageError(
+                    f"{config.spelling('workers')} runs copies of MODULE:ATTR, not of -- COMMAND;"
+                    " drop it, or supervise the command with graceful.Supervisor"
+                )
             from . import _init
 
             if not _init.wanted(config, exec_mode=True):
@@ -217,6 +226,10 @@ def main(
             _init.start(config, None, blocked, inherited)  # returns in the app process only
         from ._runtime import execute
 
+        if config.workers:  # the parent supervises; only the workers import the app
+            from ._workers import make_main
+
+            return execute(config, lambda: make_main(config, spec, app_args), unblock=blocked)
         sys.argv = [spec, *app_args]
         return execute(config, lambda: load_target(module_name, attr), unblock=blocked, cli=True)
     except GracefulError as exc:

@@ -39,6 +39,8 @@ MAX_LAG = 3600.0
 # also below the default grace of 10 s, so a loop that blocks during a stop is reported
 # with its stack before the deadline ends the process.
 
+MAX_WORKERS = 1024
+
 # option name -> (flag, environment variable)
 SOURCES = {
     "grace": ("--grace", "GRACEFUL_GRACE"),
@@ -51,6 +53,7 @@ SOURCES = {
     "health_host": ("--health-host", "GRACEFUL_HEALTH_HOST"),
     "readiness": ("--readiness", "GRACEFUL_READINESS"),
     "liveness_max_lag": ("--liveness-max-lag", "GRACEFUL_LIVENESS_MAX_LAG"),
+    "workers": ("--workers", "GRACEFUL_WORKERS"),
 }
 
 
@@ -72,6 +75,7 @@ class Config:
         "health_host",
         "readiness",
         "liveness_max_lag",
+        "workers",
         "handle_signals",
         "sources",
     )
@@ -90,6 +94,7 @@ class Config:
         health_host: str = "0.0.0.0",
         readiness: str = "auto",
         liveness_max_lag: float = 5.0,
+        workers: int = 0,
         sources: Mapping[str, str] | None = None,
     ) -> None:
         self.sources: dict[str, str] = dict(sources or {})
@@ -114,6 +119,8 @@ class Config:
         """``auto``: ready once ``main`` runs; ``manual``: once the app calls ``set_ready()``."""
         self.liveness_max_lag: float = self._check("liveness_max_lag", liveness_max_lag)
         """``/livez`` fails while the event loop is late by more than this."""
+        self.workers: int = self._check("workers", workers)
+        """Run this many copies of the app as supervised processes (0: run it here)."""
         self.handle_signals = bool(handle_signals)
         """Install SIGTERM/SIGINT handlers (only possible in the main thread)."""
         if self.drain_delay > self.grace / 2:
@@ -159,6 +166,8 @@ def check(name: str, value: Any, source: str) -> Any:
         return _seconds(source, value, 0.1, MAX_LAG, "5")
     if name == "health_port":
         return _port(source, value)
+    if name == "workers":
+        return _count(source, value, MAX_WORKERS, "4")
     if name == "health_host":
         if not isinstance(value, str) or not value.strip():
             raise UsageError(
@@ -222,6 +231,20 @@ def _port(source: str, value: Any) -> int | None:
             f" use e.g. {source_example(source, '8081')}"
         )
     return port
+
+
+def _count(source: str, value: Any, high: int, example: str) -> int:
+    count = -1
+    if isinstance(value, int) and not isinstance(value, bool):
+        count = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        count = int(value.strip())
+    if not 0 <= count <= high:
+        raise UsageError(
+            f"{source} must be a whole number from 0 to {high}, got {value!r};"
+            f" use e.g. {source_example(source, example)}"
+        )
+    return count
 
 
 def source_example(source: str, value: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 import threading
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,9 @@ class Outcome:
         self.children_killed = 0
         self.threads_left: list[str] = []
         self.noted_failures: list[str] = []  # e.g. "requests cut", from an integration
+        self.supervised: Any = (
+            None  # graceful._supervisor.Stopping, when the app supervises processes
+        )
 
     def failed(self) -> bool:
         h = self.hooks
@@ -64,6 +68,7 @@ class Outcome:
             or self.children_killed
             or self.threads_left
             or self.noted_failures
+            or (self.supervised is not None and self.supervised.failed())
         )
 
 
@@ -72,7 +77,13 @@ async def shutdown(run: Run) -> int:
     assert deadline is not None
     keep_logger_enabled()
     out = Outcome()
-    children = Descendants(exclude=run.excluded_pids)
+    # Supervised processes (graceful._supervisor, loaded only by apps that use it)
+    # are stopped by their supervisor in dependency order, not by the blanket SIGTERM.
+    supervisor = sys.modules.get("graceful._supervisor")
+    children = Descendants(
+        exclude=run.excluded_pids,
+        skip=supervisor.owned_by_supervisors() if supervisor else None,
+    )
     try:
         # 1. Announce: wait_for_shutdown() returns, libraries that took the signal
         #    handlers are told to stop, and the drain budget is set.
@@ -85,6 +96,8 @@ async def shutdown(run: Run) -> int:
 
         # 2. SIGTERM to every descendant now, so they use the window in parallel with us.
         with _phase(deadline, 2, "children sent SIGTERM") as note:
+            if supervisor is not None:
+                out.supervised = supervisor.stop_all(deadline)
             children.discover()
             out.children_terminated = len(children.send(signal.SIGTERM))
             note(str(out.children_terminated))
@@ -116,6 +129,8 @@ async def shutdown(run: Run) -> int:
         # 5. Wait for descendants until just before the deadline; SIGKILL what is left.
         #    Dying is observed through pidfds: nothing is reaped, no exit status stolen.
         with _phase(deadline, 5, "children stopped") as note:
+            if out.supervised is not None:  # each is SIGKILLed by its own timer, by the deadline
+                await out.supervised.wait(deadline)
             children.discover()
             alive = await children.wait_async(deadline.time_left() - KILL_RESERVE)
             if alive:
@@ -315,6 +330,8 @@ def _summary(run: Run, deadline: Deadline, out: Outcome, code: int) -> None:
         f"tasks cancelled {out.tasks_cancelled}, stuck {_names(out.tasks_stuck)}",
         f"children terminated {out.children_terminated}, killed {out.children_killed}",
     ]
+    if out.supervised is not None:
+        parts.append(f"processes {out.supervised.summary()}")
     parts.extend(f"{what} {count}" for what, count in run.notes.items())
     parts.append(f"exit code {code}")
     (log.error if out.failed() else log.info)("; ".join(parts))

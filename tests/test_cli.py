@@ -67,6 +67,9 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         (["idle:main"], {"GRACEFUL_LOOP": "x"}, "GRACEFUL_LOOP must be one of"),
         (["--log-level", "loud", "idle:main"], {}, "--log-level must be one of DEBUG"),
         (["--bogus", "idle:main"], {}, "unknown option '--bogus'"),
+        (["--workers", "-1", "idle:main"], {}, "--workers must be a whole number from 0 to 1024"),
+        (["idle:main"], {"GRACEFUL_WORKERS": "many"}, "GRACEFUL_WORKERS must be a whole number"),
+        (["--workers", "2", "--", "true"], {}, "--workers runs copies of MODULE:ATTR, not of --"),
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(
@@ -101,7 +104,7 @@ def test_help_and_version() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
     assert "usage: python -m graceful" in result.stdout
-    for option in ("--grace", "--loop", "--log-level", "GRACEFUL_GRACE"):
+    for option in ("--grace", "--loop", "--log-level", "GRACEFUL_GRACE", "--workers N"):
         assert option in result.stdout
     result = run_cli("--version")
     assert result.returncode == 0

@@ -96,3 +96,17 @@ def test_error_names_the_source_the_user_wrote() -> None:
         Config.from_sources({}, {"GRACEFUL_LOOP": "fast"})
     with pytest.raises(UsageError, match="loop must be one of .* loop='auto'"):
         Config(loop="fast")
+
+
+def test_workers_from_flag_or_env_and_their_grace() -> None:
+    from graceful._workers import worker_argv, worker_grace
+
+    assert Config.from_sources({}, {}).workers == 0
+    assert Config.from_sources({}, {"GRACEFUL_WORKERS": "3"}).workers == 3
+    config = Config.from_sources({"workers": "2", "grace": "10"}, {"GRACEFUL_WORKERS": "5"})
+    assert config.workers == 2
+    # A worker's whole sequence ends before the parent's own deadline and SIGKILL reserve.
+    assert worker_grace(config) == 9.4
+    argv = worker_argv(config, "app:main", ["--port", "80"])
+    assert argv[-3:] == ["app:main", "--port", "80"]
+    assert argv[argv.index("--workers") + 1] == "0" and "--init" in argv

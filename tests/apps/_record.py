@@ -1,6 +1,7 @@
 """Shared by the test apps: append one line to $OUT/events, and say "ready"."""
 
 import os
+import sys
 
 
 def record(line: str) -> None:
@@ -12,7 +13,10 @@ def record(line: str) -> None:
 
 
 def ready(what: str = "ready") -> None:
-    print(what, flush=True)
+    # One write, newline included: processes sharing a stdout pipe (--workers) do
+    # not cut into each other's line, as print() under PYTHONUNBUFFERED could.
+    sys.stdout.flush()
+    os.write(1, (what + "\n").encode())
 
 
 def wait_until_stopping(timeout: float = 30.0) -> None:

@@ -65,3 +65,12 @@ def not_async() -> int:
 
 
 not_callable = 42
+
+
+async def supervisor_loaded() -> None:
+    """A run without supervised processes: the supervisor is not imported, neither at
+    start nor by the shutdown sequence (the hook runs after phase 2)."""
+
+    @graceful.on_shutdown
+    def check() -> None:
+        record(f"supervisor imported {'graceful._supervisor' in sys.modules}")

@@ -1,0 +1,79 @@
+"""``python -m graceful --workers N MODULE:ATTR``: N copies of the app, supervised.
+
+The parent never imports the app. It runs graceful's own runtime with a ``main``
+that starts N workers, each ``python -m graceful ... MODULE:ATTR`` with its own
+loop, hooks and deadline, as supervised processes of one :class:`Supervisor`:
+
+* a worker that exits non-zero is restarted with backoff; one that keeps crashing
+  fails and stops the whole app with exit code 1, so the orchestrator restarts the
+  container; one that exits 0 on its own stops the app with exit code 0;
+* a stop of the parent (SIGTERM, SIGINT) reaches every worker as SIGTERM at the
+  start of its shutdown (phase 2), and a worker still running at the parent's
+  deadline is SIGKILLed; each worker's own grace is the parent's window less the
+  parent's safety margin, so a worker normally finishes its whole sequence in time;
+* SIGHUP replaces the workers one at a time (rolling restart);
+* the parent's exit code is 1 if any worker had to be killed, failed, or did not
+  exit 0 from its own shutdown.
+
+Workers inherit the parent's stdout and stderr (their lines are not relayed) and
+see ``GRACEFUL_WORKER_ID`` (0 to N-1) in their environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+
+from ._config import MIN_GRACE, Config
+from ._deadline import KILL_RESERVE, safety_margin
+from ._runtime import wait_for_shutdown
+from ._supervisor import Supervisor
+
+log = logging.getLogger("graceful")
+
+# Options passed on to every worker as flags (the rest stay with the parent: the
+# init, the health server, the number of workers).
+_PASSED_ON = ("loop", "log_level", "task_errors", "readiness", "liveness_max_lag")
+# Options the workers must not read from the environment they inherit (empty = unset).
+_PARENT_ONLY = {"GRACEFUL_WORKERS": "", "GRACEFUL_HEALTH_PORT": ""}
+
+
+def worker_grace(config: Config) -> float:
+    """The grace of each worker: what is left of the parent's window at the moment the
+    parent stops its workers, less the parent's safety margin and its SIGKILL reserve."""
+    left = config.grace - config.drain_delay - safety_margin(config.grace) - KILL_RESERVE
+    return max(MIN_GRACE, round(left, 3))
+
+
+def worker_argv(config: Config, spec: str, app_args: Sequence[str]) -> list[str]:
+    argv = [sys.executable, "-m", "graceful", "--workers", "0", "--init", "off"]
+    argv += ["--grace", f"{worker_grace(config):g}", "--drain-delay", "0"]
+    for name in _PASSED_ON:
+        argv += [f"--{name.replace('_', '-')}", str(getattr(config, name))]
+    return [*argv, spec, *app_args]
+
+
+def make_main(config: Config, spec: str, app_args: Sequence[str]) -> Callable[[], Awaitable[None]]:
+    """The parent's ``main``: start the workers and wait for the shutdown.
+
+    The workers are essential: one that ends for good (fails, or exits 0 on its own)
+    stops them all, and one that does not stop cleanly makes the exit code 1.
+    """
+    argv = worker_argv(config, spec, app_args)
+
+    async def workers() -> None:
+        async with Supervisor() as sup:
+            for i in range(config.workers):
+                sup.start(
+                    argv,
+                    name=f"worker-{i}",
+                    env={"GRACEFUL_WORKER_ID": str(i), **_PARENT_ONLY},
+                    output="inherit",
+                    essential=True,
+                    rolling_restart=True,
+                )
+            log.info("%d workers of %s starting", config.workers, spec)
+            await wait_for_shutdown()
+
+    return workers

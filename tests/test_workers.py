@@ -1,0 +1,175 @@
+"""``python -m graceful --workers N``: N copies of the app on one port, one grace window,
+rolling restarts on SIGHUP; also as a real PID 1."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from graceful._children import descendant_pids
+
+from .conftest import App, Launcher, poll_until, stop
+from .test_init import init_pid, pid1, stop_pid1
+
+
+def kill_trees(launcher: Launcher) -> None:
+    """SIGKILL what each app started. Supervised processes have sessions of their own:
+    when a failed test's app is killed, they would outlive it and hold its pipes."""
+    for app in launcher.apps:
+        for pid in descendant_pids(app.proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture
+def launch(launch: Launcher) -> Iterator[Launcher]:
+    """The conftest's launcher, and after the test (before it closes the apps) no tree left."""
+    yield launch
+    kill_trees(launch)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def listening(app: App, count: int) -> list[int]:
+    """Wait for ``count`` more workers to say they listen; their pids."""
+    pids = []
+    for _ in range(count):
+        app.expect("listening", timeout=30)
+        pids.append(int(app.stdout[-1].split()[1]))
+    return pids
+
+
+def ask(port: int) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        return int(conn.makefile().readline())
+
+
+def summary(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if "shutdown after" in line and "worker-" in line]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def test_four_workers_serve_one_port_and_stop_inside_the_grace(launch: Launcher) -> None:
+    port = free_port()
+    app = launch.graceful(
+        "--grace", "3", "--workers", "4", "worker_server:main", env={"PORT": str(port)}
+    )
+    pids = listening(app, 4)
+    assert len(set(pids)) == 4
+    answers = [ask(port) for _ in range(40)]
+    assert set(answers) <= set(pids)
+    assert len(set(answers)) >= 2  # the kernel spreads connections over the listeners
+    assert stop(app) == 0, app.stderr
+    assert app.elapsed() < 3
+    assert "worker-0=0 worker-1=0 worker-2=0 worker-3=0; exit code 0" in summary(app.stderr)
+    assert sorted(e for e in app.events() if e.startswith("down")) == sorted(
+        f"down {pid}" for pid in pids
+    )
+
+
+def test_workers_have_their_own_hooks_and_the_parent_none_of_the_app(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "--workers", "2", "pid1_app:main")
+    app.expect("ready")
+    app.expect("ready")
+    assert stop(app) == 0, app.stderr
+    events = app.events()
+    assert events.count("hook saved") == 2  # each worker ran its own hook
+    app_pids = [int(e.split()[2]) for e in events if e.startswith("app pid ")]
+    assert len(app_pids) == 2 and app.proc.pid not in app_pids
+
+
+def test_sighup_rolling_restart_keeps_all_but_one_running(launch: Launcher) -> None:
+    n = 3
+    port = free_port()
+    app = launch.graceful(
+        "--grace", "3", "--workers", str(n), "worker_server:main", env={"PORT": str(port)}
+    )
+    old = listening(app, n)
+    app.send(signal.SIGHUP)
+    new = listening(app, n)  # one at a time: each new one starts before an old one stops
+    assert poll_until(lambda: "rolling restart done" in app.stderr, 30), app.stderr
+    assert set(new).isdisjoint(old)
+    assert ask(port) in new
+    assert stop(app) == 0, app.stderr
+    # Replay the workers' own "up" (listening) and "down" (got the stop) records, from
+    # the moment all n first ones were up to the final stop.
+    events = app.events()
+    running, lowest = 0, n
+    for event in events[n:]:
+        kind, pid = event.split()[:2]
+        if kind == "down" and int(pid) in new:
+            break  # the final stop
+        running += 1 if kind == "up" else -1
+        lowest = min(lowest, n + running)
+    assert lowest >= n - 1, events
+    assert all(e.startswith("up ") for e in events[:n]), events
+    replaced = re.findall(r"rolling restart: old 'worker-(\d)'", app.stderr)
+    assert replaced == ["0", "1", "2"]
+
+
+def test_a_worker_that_keeps_crashing_stops_the_app_with_exit_1(tmp_path: Path) -> None:
+    # One loop only: the backoff before failing takes most of this test's time.
+    launch = Launcher(tmp_path, "asyncio")
+    try:
+        app = launch.graceful("--grace", "2", "--workers", "2", "worker_server:crashes")
+        assert app.wait(timeout=60) == 1
+        assert re.search(r"essential process 'worker-\d' failed: stopping the app", app.stderr)
+        assert "(failed)" in summary(app.stderr)
+    finally:
+        for each in launch.apps:
+            each.close()
+
+
+def test_a_worker_that_exits_0_on_its_own_stops_the_app_with_exit_0(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "--workers", "2", "worker_server:finishes")
+    assert app.wait(timeout=30) == 0, app.stderr
+    assert re.search(r"essential process 'worker-\d' exited: stopping the app", app.stderr)
+    assert len([e for e in app.events() if e.startswith("finished ")]) >= 1
+    assert "(failed)" not in summary(app.stderr) and "(killed)" not in summary(app.stderr)
+
+
+# -- as PID 1 ---------------------------------------------------------------------------
+
+
+def test_workers_under_the_init_as_pid1(launch: Launcher) -> None:
+    port = free_port()
+    app = pid1(
+        launch, "--grace", "3", "--workers", "2", "worker_server:main", env={"PORT": str(port)}
+    )
+    old = listening(app, 2)
+    os.kill(init_pid(app), signal.SIGHUP)  # forwarded by the init to the parent
+    listening(app, 2)
+    assert poll_until(lambda: "rolling restart done" in app.stderr, 30), app.stderr
+    assert stop_pid1(app) == 0, app.stderr
+    assert app.elapsed() < 3
+    assert "worker-0=0 worker-1=0; exit code 0" in summary(app.stderr)
+    assert all(f"down {pid}" in app.events() for pid in old)
+
+
+def test_exit_codes_stay_exact_under_the_init_as_pid1(launch: Launcher) -> None:
+    app = pid1(launch, "--grace", "2", "supervised:exit_codes")
+    assert app.wait() == 0, app.stderr
+    assert "processes p0=0 p1=1 p2=2 p7=7 p255=255 usr1=SIGUSR1;" in app.stderr
+
+
+def test_a_stubborn_supervised_process_cannot_hold_the_container(launch: Launcher) -> None:
+    app = pid1(launch, "--grace", "2", "supervised:stubborn")
+    app.expect("ready")
+    started = time.monotonic()
+    assert stop_pid1(app) == 1
+    assert time.monotonic() - started < 2
+    assert "timed=SIGKILL(killed) untimed=SIGKILL(killed)" in app.stderr
