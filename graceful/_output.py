@@ -92,7 +92,9 @@ class Stream:
 
 
 class Pump:
-    """The thread that reads every managed process's pipes. Started on first use."""
+    """The thread that reads every managed process's pipes. Started when a pipe is
+    added, it ends when the last one is closed (so nothing is left running after the
+    processes, also in users' in-process tests)."""
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
@@ -122,6 +124,10 @@ class Pump:
                 stream = self._streams.get(fd)
                 if stream is not None:
                     self._read(stream)
+            with self._lock:
+                if not self._streams:  # nothing left to read: end, add() starts another
+                    self._thread = None
+                    return
 
     def _read(self, stream: Stream) -> None:
         try:

@@ -7,21 +7,24 @@ returns), hypercorn's ``serve()`` without a shutdown trigger uses
 library had finished its own drain, however long that took, and as PID 1 the init
 would SIGKILL the app at the deadline with no hook run.
 
-So graceful looks at the installed handlers every ``POLL_INTERVAL`` (0.1 s) on the loop.
-When one is not its own, it logs one WARNING naming it, installs its own again and
-keeps the foreign one: graceful's handler starts the deadline at the signal, and
-the foreign handler is called when the shutdown sequence starts (phase 1, after
-the drain delay), so the library's own drain starts too, inside graceful's budget.
-``request_shutdown()`` calls it the same way, so a library drains the same
-whichever way the stop began.
+So while graceful runs, ``signal.signal`` for SIGTERM and SIGINT is intercepted:
+a handler the app or a library installs is kept (graceful's own stays installed),
+one WARNING names it, and it is called when the shutdown sequence starts (phase 1,
+after the drain delay), so the library's own drain starts too, inside graceful's
+budget, and the deadline still starts at the signal. ``request_shutdown()`` calls
+it the same way, so a library drains the same whichever way the stop began. The
+call returns what the library expects (the handler it replaced, as it sees it), so
+a library that restores "the previous handler" when it is done (uvicorn does) hands
+the signal back. Handlers installed from C, bypassing the ``signal`` module (uvloop's
+``add_signal_handler``), are found by looking at the handlers every
+``POLL_INTERVAL`` on the loop and are taken back the same way.
 
-What was considered and rejected: ``signal.set_wakeup_fd`` sees every signal
-whoever handles it, but the loops own that fd (uvloop sets its own while it
-runs, asyncio's ``add_signal_handler`` replaces it); patching ``signal.signal``
-would change other libraries behind their backs; no audit event exists for
-``signal.signal``. The cost of polling is a window of at most ``POLL_INTERVAL``
-after a library installs its handler in which a signal reaches only the library;
-the init, when graceful is PID 1, still bounds that case.
+What was considered and rejected: only polling (the first version) leaves a window
+of one interval after a library installs its handler in which a signal reaches only
+the library: seen in tests with uvicorn stopped right after it started, the deadline
+then never started. ``signal.set_wakeup_fd`` sees every signal whoever handles it,
+but the loops own that fd (uvloop sets its own while it runs, asyncio's
+``add_signal_handler`` replaces it). No audit event exists for ``signal.signal``.
 
 A handler of a library that re-raises the signal once it is done (uvicorn) is
 expected: the echo is logged at DEBUG and, for SIGINT, not counted as the second
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -39,6 +43,7 @@ from typing import Any
 log = logging.getLogger("graceful")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_real_signal = signal.signal
 POLL_INTERVAL = 0.1
 
 Handler = Callable[[int, FrameType | None], Any]
@@ -68,19 +73,47 @@ class SignalGuard:
         self.foreign: dict[signal.Signals, Any] = {}
         self.echo: set[int] = set()  # signals a foreign handler may re-raise
         self.started = False  # the sequence started: adopted handlers are called at once
+        self.visible: dict[signal.Signals, Any] = {}  # what the app believes is installed
         self._reported: set[str] = set()
         self._timer: Any = None
 
     def install(self) -> None:
         for sig in STOP_SIGNALS:
-            self.previous[sig] = signal.signal(sig, self.handler)
+            self.previous[sig] = _real_signal(sig, self.handler)
+        signal.signal = self._intercept
 
     def restore(self) -> None:
         """Put back the handlers that were there before ``install()``."""
         self.stop_watching()
+        if signal.signal == self._intercept:
+            signal.signal = _real_signal
         for sig, handler in self.previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+            _real_signal(sig, handler if handler is not None else signal.SIG_DFL)
         self.previous.clear()
+
+    def _intercept(self, signalnum: Any, handler: Any) -> Any:
+        """``signal.signal`` while graceful runs: a SIGTERM/SIGINT handler installed by
+        the app or a library is kept (and called at phase 1) instead of replacing
+        graceful's, with no window in which a signal could reach only it. It returns
+        what a library expects (the handler it replaces, as it sees it), so a library
+        that restores "the previous handler" when it is done hands the signal back."""
+        if (
+            signalnum not in self.previous
+            or threading.current_thread() is not threading.main_thread()
+        ):
+            return _real_signal(signalnum, handler)
+        sig = signal.Signals(signalnum)
+        if not (callable(handler) or handler in (signal.SIG_DFL, signal.SIG_IGN)):
+            return _real_signal(signalnum, handler)  # let signal.signal raise its TypeError
+        before = self.visible.get(sig, self.handler)
+        self.visible[sig] = handler
+        if handler is self.handler or not callable(handler):
+            # graceful's own handler given back (the library is done), or SIG_DFL/SIG_IGN:
+            # nothing to call at the stop any more; graceful keeps the signal.
+            self.foreign.pop(sig, None)
+        else:
+            self._adopt(sig, handler)
+        return before
 
     def watch(self, loop: Any) -> None:
         """Check the handlers now and every ``POLL_INTERVAL`` on ``loop``."""
@@ -102,7 +135,7 @@ class SignalGuard:
             current = signal.getsignal(sig)
             if current is self.handler or sig not in self.previous:
                 continue
-            signal.signal(sig, self.handler)
+            _real_signal(sig, self.handler)
             self._adopt(sig, current)
 
     def _adopt(self, sig: signal.Signals, current: Any) -> None:
@@ -120,10 +153,9 @@ class SignalGuard:
                 else "ignores it"
             )
             log.warning(
-                "%s replaced graceful's %s handler; graceful installed its own again, starts"
-                " its deadline at the signal and %s. To avoid this, switch off the library's"
-                " own signal handling (for uvicorn, aiohttp and hypercorn:"
-                " graceful.integrations)",
+                "%s took graceful's %s handler; graceful keeps its own, starts its deadline"
+                " at the signal and %s. To avoid this, switch off the library's own signal"
+                " handling (for uvicorn, aiohttp and hypercorn: graceful.integrations)",
                 name,
                 sig.name,
                 then,
