@@ -49,7 +49,7 @@ APPS = Path(__file__).resolve().parent / "apps"
 READY_TIMEOUT = 20.0
 EXIT_TIMEOUT = 20.0
 KILL_TIMEOUT = 5.0
-STARTUP_TARGET = 1.15
+STARTUP_TARGET = 1.03
 """graceful's start-up median may be at most this multiple of the baseline's (same loop)."""
 QUICK_RUNS = 3
 DEFAULT_RUNS = 30

@@ -12,7 +12,7 @@ import signal
 import sys
 
 from . import __version__ as VERSION
-from ._config import SOURCES, Config
+from ._config import SOURCES, Config, init_wanted
 from ._errors import GracefulError, TargetError, UsageError
 
 # typing is not imported at run time: this module is loaded before the fork into
@@ -208,21 +208,21 @@ def main(
                     f"{config.spelling('workers')} runs copies of MODULE:ATTR, not of -- COMMAND;"
                     " drop it, or supervise the command with graceful.Supervisor"
                 )
-            from . import _init
-
-            if not _init.wanted(config, exec_mode=True):
+            if not init_wanted(config, exec_mode=True):
                 raise UsageError(
                     f"-- COMMAND needs Linux (its init uses Linux only calls), not {sys.platform}"
                 )
+            from . import _init
+
             _init.start(config, command, blocked, inherited)
             raise AssertionError("unreachable: the init exits, the child execs")
         if not rest:
             raise UsageError("missing MODULE:ATTR, e.g. python -m graceful myapp:main")
         spec, app_args = rest[0], rest[1:]
         module_name, attr = split_target(spec)
-        from . import _init
+        if init_wanted(config, exec_mode=False):
+            from . import _init
 
-        if _init.wanted(config, exec_mode=False):
             _init.start(config, None, blocked, inherited)  # returns in the app process only
         from ._runtime import execute
 

@@ -251,3 +251,46 @@ def source_example(source: str, value: str) -> str:
     if source.startswith("--"):
         return f"{source} {value}"
     return f"{source}={value}"
+
+
+def say(config: Config, level: str, line: str) -> None:
+    """One log line on stderr, timestamped as the logging module would, without it
+    (for the code that runs before logging is set up, and in the init)."""
+    if LOG_LEVELS.index(level) < LOG_LEVELS.index(config.log_level):
+        return
+    import os
+    import time
+
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + f",{int(now % 1 * 1000):03d}"
+    try:
+        os.write(2, f"{stamp} graceful {level}: {line}\n".encode(errors="replace"))
+    except OSError:
+        pass
+
+
+def init_wanted(config: Config, exec_mode: bool) -> bool:
+    """Whether to run the init: Linux, and PID 1, ``--init on`` or the exec mode. Here,
+    not in ``_init``, so that a start without the init does not import it."""
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        say(
+            config,
+            "DEBUG",
+            f"init off: PID 1 duties are handled on Linux only, not on {sys.platform}",
+        )
+        return False
+    if config.init == "on" or exec_mode:
+        return True
+    if config.init == "auto" and os.getpid() == 1:
+        return True
+    spelling = config.spelling("init")
+    why = (
+        f"{spelling}{' ' if spelling.startswith('--') else '='}off"
+        if config.init == "off"
+        else "not PID 1 (--init on adds a subreaper)"
+    )
+    say(config, "DEBUG", f"init off: {why}")
+    return False

@@ -20,6 +20,7 @@ No dataclasses here: importing ``dataclasses`` costs milliseconds on every start
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import inspect
 import logging
@@ -30,7 +31,6 @@ from typing import Any, TypeVar, overload
 
 from ._deadline import Deadline
 from ._errors import UsageError
-from ._stacks import task_stack, thread_stack
 
 log = logging.getLogger("graceful")
 
@@ -117,7 +117,29 @@ class HookResults:
         self.failed: list[str] = []
         self.timed_out: list[str] = []
         self.skipped: list[str] = []
-        self.abandoned_threads: list[threading.Thread] = []
+        self.abandoned_threads: list[HookThread] = []
+
+
+class HookThread:
+    """The thread a sync hook runs in: a bare thread, since ``threading.Thread.start()``
+    waits until the new thread runs, a scheduling round trip on every stop."""
+
+    __slots__ = ("name", "ident", "_running")
+
+    def __init__(self, name: str, target: Callable[[], None]) -> None:
+        self.name = name
+        self._running = True
+
+        def run() -> None:
+            try:
+                target()
+            finally:
+                self._running = False
+
+        self.ident: int = _thread.start_new_thread(run, ())
+
+    def is_alive(self) -> bool:
+        return self._running
 
 
 _registry: list[Hook] = []
@@ -270,7 +292,7 @@ _TIMED_OUT = object()
 
 async def _run_one(
     hook: Hook, ctx: ShutdownContext, bound: float
-) -> tuple[Any, str, threading.Thread | None]:
+) -> tuple[Any, str, HookThread | None]:
     """Returns (None | exception | _TIMED_OUT, stack of the abandoned hook, abandoned thread)."""
     args = (ctx,) if hook.takes_context else ()
     if inspect.iscoroutinefunction(hook.func):
@@ -290,10 +312,11 @@ async def _run_one(
         except RuntimeError:  # the loop is closed: the hook was abandoned long ago
             pass
 
-    thread = threading.Thread(target=call, name=f"graceful-hook:{hook.name}", daemon=True)
-    thread.start()
+    thread = HookThread(f"graceful-hook:{hook.name}", call)
     finished, _ = await asyncio.wait({done}, timeout=bound)
     if not finished:
+        from ._stacks import thread_stack
+
         done.cancel()
         return _TIMED_OUT, thread_stack(thread.ident), thread
     value, error = done.result()
@@ -314,6 +337,8 @@ async def _run_awaitable(aw: Awaitable[Any], name: str, bound: float) -> tuple[A
     task = asyncio.ensure_future(aw)
     finished, _ = await asyncio.wait({task}, timeout=bound)
     if not finished:
+        from ._stacks import task_stack
+
         stack = task_stack(task)
         task.cancel()  # abandoned: not awaited, it may swallow the cancellation
         return _TIMED_OUT, stack

@@ -38,7 +38,7 @@ import sys
 import time
 
 from ._children import descendant_pids, kill_each
-from ._config import Config
+from ._config import Config, say
 from ._deadline import KILL_RESERVE, safety_margin, write_stderr
 
 _NOT_FORWARDED = {
@@ -63,25 +63,6 @@ _PR_SET_CHILD_SUBREAPER = 36
 
 EXIT_NOT_FOUND = 127
 EXIT_NOT_EXECUTABLE = 126
-
-
-def wanted(config: Config, exec_mode: bool) -> bool:
-    """Whether to run the init: Linux, and PID 1, ``--init on`` or the exec mode."""
-    if not sys.platform.startswith("linux"):
-        _debug(config, f"init off: PID 1 duties are handled on Linux only, not on {sys.platform}")
-        return False
-    if config.init == "on" or exec_mode:
-        return True
-    if config.init == "auto" and os.getpid() == 1:
-        return True
-    spelling = config.spelling("init")
-    why = (
-        f"{spelling}{' ' if spelling.startswith('--') else '='}off"
-        if config.init == "off"
-        else "not PID 1 (--init on adds a subreaper)"
-    )
-    _debug(config, f"init off: {why}")
-    return False
 
 
 def start(
@@ -292,25 +273,13 @@ class Init:
         return kill_each(pids, signum)
 
     def _log(self, line: str) -> None:
-        if self.config.log_level in ("DEBUG", "INFO"):
-            write_stderr(f"{_timestamp()} graceful INFO: {line}")
+        say(self.config, "INFO", line)
 
     def _debug(self, line: str) -> None:
-        _debug(self.config, line)
+        say(self.config, "DEBUG", line)
 
 
 def _exit_code(status: int) -> int:
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return os.waitstatus_to_exitcode(status)
-
-
-def _debug(config: Config, line: str) -> None:
-    if config.log_level == "DEBUG":
-        write_stderr(f"{_timestamp()} graceful DEBUG: {line}")
-
-
-def _timestamp() -> str:
-    """The time as the logging module's ``asctime`` writes it, without importing logging."""
-    now = time.time()
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + f",{int(now % 1 * 1000):03d}"

@@ -36,7 +36,6 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from weakref import WeakSet
 
-from ._children import descendant_pids, kill_each
 from ._config import Config, source_example
 from ._deadline import Deadline, Watchdog, write_stderr
 from ._errors import (
@@ -50,9 +49,7 @@ from ._errors import (
 )
 from ._hooks import ShutdownContext, take_hooks
 from ._readiness import state as readiness
-from ._shutdown import blocking_threads, shutdown
 from ._signals import SignalGuard
-from ._stacks import thread_stack
 from ._tasks import TaskWatch, in_app
 
 if TYPE_CHECKING:
@@ -168,6 +165,8 @@ class Run:
             self.deadline_missed = True
             write_stderr(f"graceful: deadline of {self.config.grace:g} s reached (embedded run)")
             return
+        from ._stacks import thread_stack
+
         stack = thread_stack(threading.main_thread().ident)
         write_stderr(f"graceful: the main thread at the deadline (innermost last):\n{stack}")
         where = (
@@ -257,6 +256,8 @@ class Run:
                 self.trigger("the app failed to start", None, exit_code_of(self.load_error))
             elif self.deadline is None and target is not None:
                 await self._run_main(target)
+            from ._shutdown import shutdown  # here: a run that never stops never loads it
+
             code = await shutdown(self)
             self.sequence_done = True
             return code
@@ -312,6 +313,13 @@ class Run:
 
 def _main_reached_an_await() -> None:
     readiness.main_running = True
+    asyncio.get_running_loop().call_soon(_load_the_stop_path)
+
+
+def _load_the_stop_path() -> None:
+    """Import what only a stop needs, once main is running: not on the start-up path
+    (every start pays for it), not on the stop path (a stop would wait for it)."""
+    from . import _children, _shutdown, _stacks  # noqa: F401
 
 
 async def _call_main(run: Run, target: Main) -> Any:
@@ -351,6 +359,8 @@ def force_exit(code: int, why: str) -> None:
     Used by the second SIGINT and the watchdog; takes no lock, so it works from a
     signal handler and while another thread is stuck.
     """
+    from ._children import descendant_pids, kill_each  # (per-module import locks: safe here)
+
     try:
         killed = kill_each(descendant_pids(), signal.SIGKILL)
     except OSError:  # /proc unreadable: exit all the same
@@ -434,6 +444,8 @@ def execute(
         finally:
             run.loop = None
             loop.close()
+        from ._shutdown import blocking_threads
+
         stuck = [t.name for t in blocking_threads()]
         if stuck:
             # The shutdown already waited for these until the deadline. The normal exit
