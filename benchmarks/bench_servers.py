@@ -13,7 +13,9 @@ Runners: uvicorn's own CLI (``python -m uvicorn examples.hello_asgi:app``) and
 ``python -m graceful examples.web_uvicorn:main``; aiohttp's ``web.run_app`` and
 ``python -m graceful examples.web_aiohttp:main``. All on the same event loop
 (uvloop when installed, as uvicorn and graceful choose by default; asyncio for
-aiohttp's ``run_app``, which is what it uses), logging off. Target: graceful within
+aiohttp's ``run_app``, which is what it uses), the same logging settings on both
+sides (uvicorn: level warning with its access log left on, as in the example;
+aiohttp: no access log). Target: graceful within
 2 % of the server's own requests per second.
 """
 
@@ -71,7 +73,6 @@ def runners() -> list[Runner]:
                 "{port}",
                 "--log-level",
                 "warning",
-                "--no-access-log",
             ],
         ),  # fmt: skip
         Runner(

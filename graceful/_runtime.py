@@ -101,7 +101,7 @@ class Run:
         self._once = threading.Lock()
         self.watchdog = Watchdog(self._deadline_reached)
         self.guard = SignalGuard(self.handle_signal, self._library_drains)
-        self.tasks = TaskWatch(self._task_died, lambda: self.deadline is not None)
+        self.tasks = TaskWatch(self._task_died, lambda: self.deadline is not None, record=embedded)
         self.executor: Executor | None = None  # ours, where the loop's own is out of reach
         self.health: HealthServer | None = None  # --health-port: started by execute()
 
@@ -272,7 +272,7 @@ class Run:
             task = self.main_task = asyncio.ensure_future(_call_main(self, target))
         finally:
             in_app.reset(token)
-        self.tasks.exempt.add(task)
+        self.tasks.exempt = task
         task.set_name(f"main ({_describe(target)})")
         begun = asyncio.ensure_future(self.begun.wait())
         await asyncio.wait({task, begun}, return_when=asyncio.FIRST_COMPLETED)

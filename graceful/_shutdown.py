@@ -228,7 +228,8 @@ async def _cancel_tasks(run: Run, deadline: Deadline, out: Outcome) -> None:
             await asyncio.wait({main}, timeout=max(0.0, end - deadline.clock()))
     # Tasks may start other tasks while they unwind: sweep until none is new.
     for _ in range(3):
-        candidates = run.tasks.tasks if run.embedded else asyncio.all_tasks()
+        recorded = run.tasks.tasks
+        candidates = recorded if run.embedded and recorded is not None else asyncio.all_tasks()
         others = {t for t in candidates if t is not me and not t.done()} - seen
         if not others:
             break

@@ -52,7 +52,7 @@ async def serve(app: Any, config: Any = None, **settings: Any) -> None:
     readiness.block(name, "hypercorn is starting")  # ready once it listens
     watcher = asyncio.ensure_future(_unblock_when_listening(config, name))
 
-    tracked = TrackRequests(app, run)
+    tracked = TrackRequests(app, run, track_tasks=True)
     cutter: asyncio.Task[None] | None = None
 
     async def cut_at_the_budget(after: float) -> None:

@@ -70,6 +70,7 @@ async def serve(app: Any, **config: Any) -> None:
     _accept_the_backlog_first(server, run)
     _ready_once_listening(server)
     serving = asyncio.ensure_future(_serve(server))
+    closer = asyncio.ensure_future(_close_keep_alive_at_the_stop(run, server))
     try:
         if await wait_for_stop(run, serving):
             # typed int | None, but uvicorn passes it to asyncio.wait_for: a float is fine
@@ -82,8 +83,25 @@ async def serve(app: Any, **config: Any) -> None:
         server.force_exit = True
         serving.cancel()
         raise
+    finally:
+        closer.cancel()
     if code is not None:
         raise SystemExit(code)  # uvicorn's own exit (e.g. port in use): main's exit code
+
+
+async def _close_keep_alive_at_the_stop(run: Any, server: Any) -> None:
+    """At the first instant of a stop (drain delay included), the requests in flight
+    answer with ``Connection: close`` and close their connection, so keep-alive
+    clients move to another replica (uvicorn's cycles take their default headers
+    when the response starts). Requests that begin after it get the header from
+    ``TrackRequests``."""
+    await run.begun.wait()
+    close = (b"connection", b"close")
+    for connection in list(server.server_state.connections):
+        cycle = getattr(connection, "cycle", None)
+        if cycle is not None and not getattr(cycle, "response_started", True):
+            cycle.keep_alive = False
+            cycle.default_headers = [*getattr(cycle, "default_headers", ()), close]
 
 
 def _ready_once_listening(server: Any) -> None:
