@@ -17,6 +17,11 @@ aiohttp's ``run_app``, which is what it uses), the same logging settings on both
 sides (uvicorn: level warning with its access log left on, as in the example;
 aiohttp: no access log). Target: graceful within
 2 % of the server's own requests per second.
+
+With two CPUs or more the server runs on CPU 0 and wrk on CPU 1 (``taskset``), so that
+the scheduler does not move them onto one core for part of a run; the ratios are the
+medians of each round's ratio (the two runners of a pair run one after the other), which
+cancels the drift of a shared machine between rounds. ``--no-pin`` lets them float.
 """
 
 from __future__ import annotations
@@ -130,18 +135,24 @@ def wait_serving(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) 
     raise BenchError(f"nothing served on port {port} within {timeout:g} s")
 
 
-def wrk_rps(wrk: str, port: int, seconds: float, connections: int) -> float:
+def wrk_rps(
+    wrk: str, port: int, seconds: float, connections: int, args: argparse.Namespace
+) -> float:
     out = subprocess.run(
-        [
-            wrk,
-            "-t",
-            "1",
-            "-c",
-            str(connections),
-            "-d",
-            f"{seconds:g}s",
-            f"http://127.0.0.1:{port}/",
-        ],
+        pinned(
+            1,
+            [
+                wrk,
+                "-t",
+                "1",
+                "-c",
+                str(connections),
+                "-d",
+                f"{seconds:g}s",
+                f"http://127.0.0.1:{port}/",
+            ],
+            args,
+        ),
         capture_output=True,
         text=True,
         timeout=seconds + 30,
@@ -171,17 +182,21 @@ def stop_ms(proc: subprocess.Popen[bytes]) -> float:
     return took
 
 
+def pinned(cpu: int, argv: list[str], args: argparse.Namespace) -> list[str]:
+    return ["taskset", "-c", str(cpu), *argv] if args.pin else argv
+
+
 def measure(runner: Runner, wrk: str, args: argparse.Namespace) -> None:
     port = free_port()
-    argv = [a.replace("{port}", str(port)) for a in runner.argv]
+    argv = pinned(0, [a.replace("{port}", str(port)) for a in runner.argv], args)
     env = {**child_env(), "PORT": str(port), "HOST": "127.0.0.1"}
     proc = subprocess.Popen(
         argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         wait_serving(port, proc)
-        wrk_rps(wrk, port, 1, args.connections)  # warm-up
-        runner.rps.append(wrk_rps(wrk, port, args.seconds, args.connections))
+        wrk_rps(wrk, port, 1, args.connections, args)  # warm-up
+        runner.rps.append(wrk_rps(wrk, port, args.seconds, args.connections, args))
         runner.stop_ms.append(stop_ms(proc))
     finally:
         if proc.poll() is None:
@@ -190,9 +205,11 @@ def measure(runner: Runner, wrk: str, args: argparse.Namespace) -> None:
 
 
 def report(all_runners: list[Runner], args: argparse.Namespace) -> bool:
+    pin = "server on CPU 0, wrk on CPU 1" if args.pin else "not pinned"
     print(
         f"wrk, 1 thread, {args.connections} keep-alive connections, {args.seconds:g} s per"
-        f" run; {args.rounds} runs per runner, interleaved; medians\n"
+        f" run; {args.rounds} runs per runner, interleaved ({pin}); medians, and ratios"
+        " as the median of each round's ratio\n"
     )
     print("| runner | requests/s | vs its own way | SIGTERM to exit (idle) ms | vs its own way |")
     print("|---|---:|---:|---:|---:|")
@@ -201,8 +218,8 @@ def report(all_runners: list[Runner], args: argparse.Namespace) -> bool:
     for r in all_runners:
         rps, stop = statistics.median(r.rps), statistics.median(r.stop_ms)
         base = own.setdefault(r.server, r)
-        ratio = rps / statistics.median(base.rps)
-        stop_ratio = stop / statistics.median(base.stop_ms)
+        ratio = statistics.median(a / b for a, b in zip(r.rps, base.rps, strict=True))
+        stop_ratio = statistics.median(a / b for a, b in zip(r.stop_ms, base.stop_ms, strict=True))
         print(f"| {r.name} | {rps:,.0f} | {ratio:.3f}x | {stop:.1f} | {stop_ratio:.2f}x |")
         if base is not r and ratio < 0.98:
             met = False
@@ -215,6 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        default=(os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None,
+        help="let the server and wrk share the CPUs as the scheduler likes",
+    )
     args = parser.parse_args(argv)
     try:
         wrk = ensure_wrk()
