@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from graceful._children import descendant_pids
+
 APPS = Path(__file__).parent / "apps"
 LOOPS = ("asyncio", "uvloop")
 
@@ -86,7 +88,8 @@ class App:
                 line = self._lines.get(timeout=max(0.0, end - time.monotonic()))
             except queue.Empty:
                 raise AssertionError(
-                    f"no line {text!r} within {timeout} s; stderr:\n{self.stderr}"
+                    f"no line {text!r} within {timeout} s; stdout so far: {self.stdout[-5:]}"
+                    f"\n{self.tree()}\nstderr:\n{self.stderr}"
                 ) from None
             if line is None:
                 raise AssertionError(f"app exited before printing {text!r}; stderr:\n{self.stderr}")
@@ -161,15 +164,71 @@ class App:
         return path.read_text().splitlines() if path.exists() else []
 
     def close(self) -> None:
-        """Kill the app if it still runs, and release its pipes."""
+        """Kill the app and what it started if they still run, and release its pipes.
+
+        Supervised processes have sessions of their own: when a failed test's app is
+        killed they would outlive it and keep its pipes open, and closing a pipe that a
+        reader thread is blocked on waits for that thread's lock, for ever.
+        """
         if self.proc.poll() is None:
+            for pid in descendant_pids(self.proc.pid):
+                _kill(pid)
             self.proc.kill()
         self.proc.wait(10)
-        for reader in self._readers:
-            reader.join(10)
+        if not self._join_readers(5):
+            holders = self._pipe_holders()
+            for pid in holders:
+                _kill(pid)
+            if not self._join_readers(10):
+                raise AssertionError(f"the app's pipes are still held open by pids {holders}")
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
+
+    def tree(self) -> str:
+        """What the app and the processes it started are doing (for a failure's message)."""
+        lines = []
+        for pid in [self.proc.pid, *descendant_pids(self.proc.pid)]:
+            try:
+                proc = Path(f"/proc/{pid}")
+                state = proc_stat(pid)[0]
+                wchan = (proc / "wchan").read_text()
+                argv = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:160]
+            except (OSError, IndexError):
+                continue
+            lines.append(f"  pid {pid} state {state} waiting in {wchan or '-'}: {argv}")
+        return "processes:\n" + ("\n".join(lines) or "  none left")
+
+    def _join_readers(self, timeout: float) -> bool:
+        """Wait (all of them within ``timeout``) for the reader threads to see EOF."""
+        end = time.monotonic() + timeout
+        for reader in self._readers:
+            reader.join(max(0.0, end - time.monotonic()))
+        return not any(reader.is_alive() for reader in self._readers)
+
+    def _pipe_holders(self) -> list[int]:
+        """The processes that still have the app's stdout or stderr pipe open."""
+        pipes = set()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                pipes.add(f"pipe:[{os.fstat(stream.fileno()).st_ino}]")
+        holders = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                if any(os.readlink(fd) in pipes for fd in (entry / "fd").iterdir()):
+                    holders.append(int(entry.name))
+            except OSError:  # gone meanwhile, or not ours to read
+                continue
+        return holders
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 class Launcher:

@@ -9,7 +9,7 @@ import logging
 import re
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,16 +21,8 @@ from graceful._runtime import loop_factory
 
 from .apps.line_writer import expected, is_stderr, write_files
 from .conftest import Launcher, gone, poll_until, stop
-from .test_workers import kill_trees
 
 T = TypeVar("T")
-
-
-@pytest.fixture
-def launch(launch: Launcher) -> Iterator[Launcher]:
-    """The conftest's launcher, and after the test (before it closes the apps) no tree left."""
-    yield launch
-    kill_trees(launch)
 
 
 def summary(stderr: str) -> str:

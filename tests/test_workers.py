@@ -8,33 +8,10 @@ import re
 import signal
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-
-from graceful._children import descendant_pids
 
 from .conftest import App, Launcher, poll_until, stop
 from .test_init import init_pid, pid1, stop_pid1
-
-
-def kill_trees(launcher: Launcher) -> None:
-    """SIGKILL what each app started. Supervised processes have sessions of their own:
-    when a failed test's app is killed, they would outlive it and hold its pipes."""
-    for app in launcher.apps:
-        for pid in descendant_pids(app.proc.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
-@pytest.fixture
-def launch(launch: Launcher) -> Iterator[Launcher]:
-    """The conftest's launcher, and after the test (before it closes the apps) no tree left."""
-    yield launch
-    kill_trees(launch)
 
 
 def free_port() -> int:
