@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 
 import graceful
 
@@ -53,13 +54,21 @@ def listening_socket() -> socket.socket:
     return sock
 
 
+def say(line: str) -> None:
+    """Print ``line`` in one write. The workers share one stdout; under
+    ``PYTHONUNBUFFERED=1`` (common in images) ``print()`` writes the text and the newline
+    separately, and two workers' lines can merge into one."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 @graceful.on_shutdown
 def goodbye(ctx: graceful.ShutdownContext) -> None:
-    print(f"worker {WORKER} (pid {os.getpid()}) stopped after {ctx.reason}", flush=True)
+    say(f"worker {WORKER} (pid {os.getpid()}) stopped after {ctx.reason}")
 
 
 async def main() -> None:
     server = await asyncio.start_server(answer, sock=listening_socket())
-    print(f"worker {WORKER} (pid {os.getpid()}) serving", flush=True)
+    say(f"worker {WORKER} (pid {os.getpid()}) serving")
     async with server:
         await graceful.wait_for_shutdown()  # phase 1: stop accepting, then unwind
