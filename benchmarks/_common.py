@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import select
 import shlex
@@ -98,3 +99,15 @@ def apt_install(packages: list[str]) -> bool:
         if ok:
             return True
     return False
+
+
+def available_loops(requested: str) -> list[str]:
+    """The loops to measure for ``--loops`` (asyncio, uvloop or both); uvloop is left
+    out with a word when it is not installed, unless it was asked for alone."""
+    loops = ["asyncio", "uvloop"] if requested == "both" else [requested]
+    if "uvloop" in loops and importlib.util.find_spec("uvloop") is None:
+        if requested == "uvloop":
+            sys.exit("uvloop is not installed; pip install uvloop, or use --loops asyncio")
+        print("uvloop is not installed: measuring the asyncio loop only", file=sys.stderr)
+        loops.remove("uvloop")
+    return loops

@@ -49,7 +49,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import BenchError, child_env, fmt_ratio, read_line, spread
+from _common import BenchError, available_loops, child_env, fmt_ratio, read_line, spread
 
 APPS = Path(__file__).resolve().parent / "apps"
 READY_TIMEOUT = 20.0
@@ -587,19 +587,6 @@ def _run_all(names: list[str], rounds: int, one: Any, series: dict[str, Series])
         except (BenchError, OSError, subprocess.SubprocessError) as exc:
             series[name].errors.append(str(exc))
             print(f"run {round_no} of {name} failed: {exc}", file=sys.stderr)
-
-
-def available_loops(requested: str) -> list[str]:
-    loops = ["asyncio", "uvloop"] if requested == "both" else [requested]
-    if "uvloop" in loops:
-        try:
-            import uvloop  # noqa: F401
-        except ImportError:
-            if requested == "uvloop":
-                sys.exit("uvloop is not installed; pip install uvloop, or use --loops asyncio")
-            print("uvloop is not installed: measuring the asyncio loop only", file=sys.stderr)
-            loops.remove("uvloop")
-    return loops
 
 
 def main(argv: list[str] | None = None) -> int:

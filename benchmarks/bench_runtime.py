@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import BenchError, child_env, fmt_ratio, read_line, spread
+from _common import BenchError, available_loops, child_env, fmt_ratio, read_line, spread
 
 APPS = Path(__file__).resolve().parent / "apps"
 READY_TIMEOUT = 20.0
@@ -273,16 +273,6 @@ def report(runners: list[Runner], summaries: dict[str, Summary], rounds: int) ->
             if not met:
                 missed.append(what)
     return missed
-
-
-def available_loops(requested: str) -> list[str]:
-    loops = ["asyncio", "uvloop"] if requested == "both" else [requested]
-    if "uvloop" in loops and importlib.util.find_spec("uvloop") is None:
-        if requested == "uvloop":
-            sys.exit("uvloop is not installed; pip install uvloop, or use --loops asyncio")
-        print("uvloop is not installed: measuring the asyncio loop only", file=sys.stderr)
-        loops.remove("uvloop")
-    return loops
 
 
 def main(argv: list[str] | None = None) -> int:

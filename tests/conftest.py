@@ -261,6 +261,16 @@ def launch(tmp_path: Path, loop_name: str) -> Iterator[Launcher]:
         app.close()
 
 
+def assert_usage_error(result: subprocess.CompletedProcess[str], message: str) -> None:
+    """Bad usage: exit 2, nothing on stdout, one ``graceful: error:`` line naming it."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("graceful: error: ")
+    assert message in lines[0]
+    assert result.stdout == ""
+
+
 def stop(app: App, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
     """Send ``sig``, wait for the exit, and note when it happened."""
     app.send(sig)

@@ -11,7 +11,7 @@ import pytest
 
 import graceful
 
-from .conftest import APPS
+from .conftest import APPS, assert_usage_error
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -76,12 +76,7 @@ def test_bad_usage_is_one_line_and_exit_2(
     args: list[str], env: dict[str, str], message: str
 ) -> None:
     result = run_cli(*args, env=env)
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("graceful: error: ")
-    assert message in lines[0]
-    assert result.stdout == ""
+    assert_usage_error(result, message)
 
 
 def test_flags_win_over_environment() -> None:

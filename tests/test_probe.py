@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from .conftest import APPS, Launcher
+from .conftest import APPS, Launcher, assert_usage_error
 from .test_health import port_of, start
 
 
@@ -163,12 +163,7 @@ def test_bad_usage_exits_2_with_one_line(
     args: list[str], env: dict[str, str], message: str
 ) -> None:
     result = probe(*args, env=env)
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("graceful: error: ")
-    assert message in lines[0]
-    assert result.stdout == ""
+    assert_usage_error(result, message)
 
 
 def test_help() -> None:

@@ -29,9 +29,9 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
-async def spin() -> None:
-    seconds = float(os.environ.get("SPIN_SECONDS", "1"))
-    say("ready")
+async def count_sleeps(seconds: float) -> tuple[float, float]:
+    """Spin on ``await asyncio.sleep(0)`` for ``seconds``: iterations per wall second
+    and per CPU second."""
     count = 0
     cpu_start = time.process_time()
     start = time.perf_counter()
@@ -43,8 +43,14 @@ async def spin() -> None:
         now = time.perf_counter()
         if now >= end:
             break
-    cpu = time.process_time() - cpu_start
-    say(f"rate {count / (now - start):.1f} {count / cpu:.1f}")
+    return count / (now - start), count / (time.process_time() - cpu_start)
+
+
+async def spin() -> None:
+    seconds = float(os.environ.get("SPIN_SECONDS", "1"))
+    say("ready")
+    wall, cpu = await count_sleeps(seconds)
+    say(f"rate {wall:.1f} {cpu:.1f}")
     await asyncio.Event().wait()  # until stopped: a probe now still finds it ready
 
 
@@ -57,19 +63,8 @@ async def spin_windows() -> None:
     say("ready")
     for index in range(windows):
         say(f"window {index}")
-        count = 0
-        cpu_start = time.process_time()
-        start = time.perf_counter()
-        end = start + seconds
-        while True:
-            for _ in range(1000):
-                await asyncio.sleep(0)
-            count += 1000
-            now = time.perf_counter()
-            if now >= end:
-                break
-        cpu = time.process_time() - cpu_start
-        say(f"rate {index} {count / (now - start):.1f} {count / cpu:.1f}")
+        wall, cpu = await count_sleeps(seconds)
+        say(f"rate {index} {wall:.1f} {cpu:.1f}")
     await asyncio.Event().wait()
 
 
