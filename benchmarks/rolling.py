@@ -1,14 +1,17 @@
 """Rolling restarts behind a real load balancer: how many requests fail?
 
     python benchmarks/rolling.py [--replicas 3] [--rounds 2] [--concurrency 16]
-                                 [--drain-delay 1] [--check] [--json PATH]
+                                 [--drain-delay 1] [--check] [--json PATH] [--trace]
 
 haproxy (installed with apt-get when missing; its config written here, everything
 on 127.0.0.1) balances N replicas of a small uvicorn service and health-checks them
 every 200 ms (``fall 1 rise 2``) with no retries, so every refused or cut request
 reaches the client. An asyncio client (aiohttp) keeps ``--concurrency`` requests in
 flight through haproxy while every replica in turn is stopped with SIGTERM, waited
-for, started again, and waited for until haproxy sees it up; ``--rounds`` times.
+for (and for haproxy to see it go), started again, and waited for until haproxy's
+check of it passes; ``--rounds`` times. (haproxy starts every server UP before its
+first check, and shows a stopped one UP until its next check: neither counts as up
+here, or two replicas would be out at once and every request would fail.)
 
 Three configurations, side by side in one run (round-robin, same load):
 
@@ -21,7 +24,9 @@ Three configurations, side by side in one run (round-robin, same load):
 Failed requests are classified from haproxy's own log (its termination state):
 refused (the server refused the connection), reset (the server closed or reset it
 mid-request), other 5xx. ``--check`` exits 1 unless ``graceful + drain`` failed
-none and ``uvicorn alone`` failed some (the measurement can tell them apart).
+none and ``uvicorn alone`` failed some (the measurement can tell them apart), and
+then prints what happened in the failing runs, in order: the restarts, haproxy's view
+of each replica and the failed requests in runs; ``--trace`` prints it always.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -47,10 +53,10 @@ from _common import BenchError, child_env
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK_INTER_MS = 200
-TRACE = False  # --trace: the restarts and every failed request, with times, on stderr
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 GRACE = 10.0
+RUN_GAP = 0.1  # failed requests further apart than this are reported as separate runs
 
 
 @dataclass
@@ -69,6 +75,12 @@ class Result:
     latencies_ms: list[float] = field(default_factory=list)
     stop_s: list[float] = field(default_factory=list)
     restarts: int = 0
+    # (unix time, what happened): the restarts, haproxy's view of each server, and
+    # the failed requests in runs; printed when --check fails, and with --trace.
+    timeline: list[tuple[float, str]] = field(default_factory=list)
+
+    def event(self, what: str) -> None:
+        self.timeline.append((time.time(), what))
 
     @property
     def failed_total(self) -> int:
@@ -161,7 +173,7 @@ class HAProxy:
     def __init__(self, binary: str, workdir: Path, port: int, replicas: list[Replica]) -> None:
         self.binary, self.workdir, self.port, self.replicas = binary, workdir, port, replicas
         self.stats = workdir / "stats.sock"
-        self.log: list[str] = []
+        self.log: list[tuple[float, str]] = []  # (arrival time, line)
         self.proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
 
@@ -214,10 +226,13 @@ backend replicas
     async def _read_log(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
         async for line in self.proc.stdout:
-            self.log.append(line.decode(errors="replace").strip())
+            self.log.append((time.time(), line.decode(errors="replace").strip()))
 
     async def status(self) -> dict[str, str]:
-        """Server name -> status as haproxy's health checks see it."""
+        """Server name -> status as haproxy's health checks see it.
+
+        haproxy starts every server UP, before its first check: that is reported as
+        "UP unchecked", so that "UP" always means a check has passed."""
         reader, writer = await asyncio.open_unix_connection(str(self.stats))
         writer.write(b"show stat\n")
         await writer.drain()
@@ -229,19 +244,28 @@ backend replicas
         for row in lines[1:]:
             cols = row.split(",")
             if len(cols) == len(header) and cols[0] == "replicas" and cols[1].startswith("r"):
-                states[cols[1]] = cols[header.index("status")]
+                status = cols[header.index("status")]
+                if status == "UP" and "L7OK" not in cols[header.index("check_status")]:
+                    status = "UP unchecked"
+                states[cols[1]] = status
         return states
 
     async def wait_up(self, names: list[str]) -> None:
+        for name in names:
+            await self.wait_for(name, lambda status: status == "UP")
+
+    async def wait_for(self, name: str, wanted: Callable[[str], bool]) -> None:
+        """Until haproxy's status of server ``name`` is ``wanted``."""
         end = time.monotonic() + START_TIMEOUT
+        status = "?"
         while True:
             with contextlib.suppress(OSError):
-                states = await self.status()
-                if all(states.get(n) == "UP" for n in names):
+                status = (await self.status()).get(name, "?")
+                if wanted(status):
                     return
             if time.monotonic() > end:
-                raise BenchError(f"haproxy did not see {names} up within {START_TIMEOUT:g} s")
-            await asyncio.sleep(0.05)
+                raise BenchError(f"haproxy still shows {name} {status} after {START_TIMEOUT:g} s")
+            await asyncio.sleep(0.02)
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
@@ -250,24 +274,46 @@ backend replicas
         if self._reader is not None:
             await asyncio.wait_for(self._reader, 10)
 
-    def failures(self) -> Counter[str]:
-        """Failed requests by kind, from the termination state of each logged request."""
+    def failures(self, timeline: list[tuple[float, str]]) -> Counter[str]:
+        """Failed requests by kind, from the termination state of each logged request.
+        Adds haproxy's server state changes, and the failures in runs (same server and
+        state, less than RUN_GAP apart), to ``timeline``."""
         kinds: Counter[str] = Counter()
-        for line in self.log:
+        runs: dict[tuple[str, str], list[float]] = {}  # -> [first, last, count]
+
+        def close(key: tuple[str, str]) -> None:
+            first, last, count = runs.pop(key)
+            server, state = key
+            what = f"{int(count)} failed ({state}) on {server} within {last - first:.3f} s"
+            timeline.append((first, what))
+
+        for arrived, line in self.log:
             parts = line.split()
             if len(parts) < 2 or not parts[0].isdigit():
+                if line.startswith(("Server ", "backend ")):
+                    timeline.append((arrived, "haproxy: " + line.split(". ", 1)[0]))
                 continue
             status, state = int(parts[0]), parts[1]
             if status < 500:
                 continue
-            if TRACE:
-                print("FAILED", line, file=sys.stderr)
+            at = float(parts[4]) if len(parts) > 4 else arrived  # when haproxy accepted it
+            key = (parts[2] if len(parts) > 2 else "?", f"{status} {state}")
+            run = runs.get(key)
+            if run is not None and abs(at - run[1]) > RUN_GAP:
+                close(key)
+                run = None
+            if run is None:
+                runs[key] = [at, at, 1]
+            else:
+                run[0], run[1], run[2] = min(run[0], at), max(run[1], at), run[2] + 1
             if state.startswith("SC"):
                 kinds["refused"] += 1
             elif state[:1] in ("S", "s") or state.startswith("SH") or state.startswith("SD"):
                 kinds["reset"] += 1
             else:
                 kinds[f"{status} {state}"] += 1
+        for key in list(runs):
+            close(key)
         return kinds
 
 
@@ -309,19 +355,22 @@ async def roll(config: Config, args: argparse.Namespace, haproxy_bin: str) -> Re
                 replica.start()
             await balancer.start()
             await balancer.wait_up([f"r{r.index}" for r in replicas])
+            result.event("every replica UP in haproxy; the load starts")
             stop = asyncio.Event()
             traffic = asyncio.ensure_future(load(balancer.port, args.concurrency, stop, result))
             for _ in range(args.rounds):
                 for replica in replicas:
-                    if TRACE:
-                        print(f"STOP r{replica.index} at {time.time():.3f}", file=sys.stderr)
+                    name = f"r{replica.index}"
+                    result.event(f"SIGTERM to {name}")
                     result.stop_s.append(await replica.stop())
-                    if TRACE:
-                        print(f"STOPPED r{replica.index} at {time.time():.3f}", file=sys.stderr)
+                    result.event(f"{name} exited")
+                    # Until haproxy's next check it may still show the old process
+                    # UP: wait for it to notice, or the next stop would overlap.
+                    await balancer.wait_for(name, lambda status: status != "UP")
                     replica.start()
-                    await balancer.wait_up([f"r{replica.index}"])
-                    if TRACE:
-                        print(f"UP r{replica.index} at {time.time():.3f}", file=sys.stderr)
+                    result.event(f"{name} started")
+                    await balancer.wait_for(name, lambda status: status == "UP")
+                    result.event(f"{name} UP in haproxy")
                     result.restarts += 1
             stop.set()
             await asyncio.wait_for(traffic, 60)
@@ -329,7 +378,7 @@ async def roll(config: Config, args: argparse.Namespace, haproxy_bin: str) -> Re
             for replica in replicas:
                 replica.kill()
             await balancer.stop()
-        for kind, count in balancer.failures().items():
+        for kind, count in balancer.failures(result.timeline).items():
             result.failed[kind] = result.failed.get(kind, 0) + count
     return result
 
@@ -361,12 +410,23 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         )
 
 
+def print_timeline(result: Result) -> None:
+    """What happened in each of the configuration's runs, in order, on stderr."""
+    print(f"timeline of {result.config} (s from its first event):", file=sys.stderr)
+    if not result.timeline:
+        return
+    start = result.timeline[0][0]
+    for at, what in sorted(result.timeline, key=lambda item: item[0]):
+        print(f"  {at - start:8.3f}  {what}", file=sys.stderr)
+
+
 def merge(into: Result, part: Result) -> None:
     into.sent += part.sent
     into.ok += part.ok
     into.restarts += part.restarts
     into.latencies_ms += part.latencies_ms
     into.stop_s += part.stop_s
+    into.timeline += part.timeline
     for kind, count in part.failed.items():
         into.failed[kind] = into.failed.get(kind, 0) + count
 
@@ -387,6 +447,9 @@ async def main_async(args: argparse.Namespace) -> tuple[int, list[Result]]:
             merge(totals[config.name], await roll(config, args, haproxy_bin))
     results = list(totals.values())
     report(results, args)
+    if args.trace:
+        for result in results:
+            print_timeline(result)
     if args.check:
         alone, drained = totals.get("uvicorn alone"), totals.get("graceful + drain")
         if alone is None or drained is None:
@@ -398,6 +461,8 @@ async def main_async(args: argparse.Namespace) -> tuple[int, list[Result]]:
                 f" uvicorn alone failed {alone.failed_total} (want > 0)",
                 file=sys.stderr,
             )
+            if drained.failed_total:
+                print_timeline(drained)
             return 1, results
         print("check passed: 0 failed with graceful's drain; the server alone failed some")
     return 0, results
@@ -413,17 +478,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", help="comma-separated names, default: all three")
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--json")
-    parser.add_argument("--trace", action="store_true", help="restarts and failures on stderr")
+    parser.add_argument(
+        "--trace", action="store_true", help="print every configuration's timeline on stderr"
+    )
     args = parser.parse_args(argv)
-    global TRACE
-    TRACE = args.trace
     try:
         code, results = asyncio.run(main_async(args))
     except BenchError as exc:
         print(f"rolling: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        payload = [{**asdict(r), "latencies_ms": None} for r in results]
+        payload = [{**asdict(r), "latencies_ms": None, "timeline": None} for r in results]
         Path(args.json).write_text(json.dumps(payload, indent=2))
     return code
 
