@@ -150,6 +150,10 @@ async def min_uptime() -> int:
 
 async def ordered() -> None:
     """c depends on b, b on a: started a, b, c; stopped c, b, a."""
+    # "started" means alive for min_uptime, not "has run its first line": on a busy
+    # machine b can be up before a has written a line. Ready once all three have
+    # (their SIGTERM handlers are installed by then).
+    up = [lines_seen(name, f"{name} up") for name in "abc"]
     sup = graceful.Supervisor()
     async with sup:
         a = sup.start([PY, "-c", POLITE, "a", EVENTS], name="a", min_uptime=0.2)
@@ -158,6 +162,7 @@ async def ordered() -> None:
         async for state in c.states():
             if state == "running":
                 break
+        await asyncio.wait_for(asyncio.gather(*up), 30)
         ready()
         await graceful.wait_for_shutdown()
 
