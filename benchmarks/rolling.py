@@ -501,6 +501,15 @@ def main(argv: list[str] | None = None) -> int:
         "--trace", action="store_true", help="print every configuration's timeline on stderr"
     )
     args = parser.parse_args(argv)
+    for name in ("replicas", "rounds", "repeat", "concurrency"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if not 0 <= args.drain_delay <= GRACE / 2:
+        parser.error(f"--drain-delay must be between 0 and {GRACE / 2:g} s, got {args.drain_delay}")
+    names = {"uvicorn alone", "graceful", "graceful + drain"}
+    unknown = [w.strip() for w in (args.configs or "").split(",") if w.strip() not in names]
+    if args.configs and unknown:
+        parser.error(f"--configs: unknown {unknown}; choose from {sorted(names)}")
     try:
         code, results = asyncio.run(main_async(args))
     except BenchError as exc:
