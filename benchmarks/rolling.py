@@ -450,15 +450,23 @@ def merge(into: Result, part: Result) -> None:
         into.failed[kind] = into.failed.get(kind, 0) + count
 
 
-async def main_async(args: argparse.Namespace) -> tuple[int, list[Result]]:
-    haproxy_bin = ensure_haproxy()
-    configs = [
+def configurations(drain_delay: float) -> list[Config]:
+    return [
         Config("uvicorn alone", graceful=False),
         Config("graceful", graceful=True),
-        Config("graceful + drain", graceful=True, drain_delay=args.drain_delay),
+        Config("graceful + drain", graceful=True, drain_delay=drain_delay),
     ]
+
+
+def wanted_configs(spec: str) -> list[str]:
+    return [w.strip() for w in spec.split(",")]
+
+
+async def main_async(args: argparse.Namespace) -> tuple[int, list[Result]]:
+    haproxy_bin = ensure_haproxy()
+    configs = configurations(args.drain_delay)
     if args.configs:
-        wanted = [w.strip() for w in args.configs.split(",")]
+        wanted = wanted_configs(args.configs)
         configs = [c for c in configs if c.name in wanted]
     totals = {c.name: Result(c.name) for c in configs}
     for _ in range(args.repeat):  # round-robin over the configurations
@@ -506,10 +514,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     if not 0 <= args.drain_delay <= GRACE / 2:
         parser.error(f"--drain-delay must be between 0 and {GRACE / 2:g} s, got {args.drain_delay}")
-    names = {"uvicorn alone", "graceful", "graceful + drain"}
-    unknown = [w.strip() for w in (args.configs or "").split(",") if w.strip() not in names]
-    if args.configs and unknown:
-        parser.error(f"--configs: unknown {unknown}; choose from {sorted(names)}")
+    if args.configs:
+        names = [c.name for c in configurations(0)]
+        unknown = [w for w in wanted_configs(args.configs) if w not in names]
+        if unknown:
+            parser.error(f"--configs: unknown {unknown}; choose from {names}")
     try:
         code, results = asyncio.run(main_async(args))
     except BenchError as exc:

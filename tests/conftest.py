@@ -6,8 +6,10 @@ a sleep. Each black-box scenario runs on both loops through the ``loop_name`` fi
 
 from __future__ import annotations
 
+import datetime
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -299,3 +301,16 @@ def poll_until(condition: Callable[[], bool], timeout: float) -> bool:
             return True
         time.sleep(0.01)
     return condition()
+
+
+# graceful's log lines start with logging's asctime: "2026-12-02 13:20:01,123".
+LOG_STAMP_RESOLUTION = 0.001
+
+
+def logged_at(stderr: str, pattern: str) -> float:
+    """The wall-clock time (seconds) of the first log line matching ``pattern``."""
+    for line in stderr.splitlines():
+        if re.search(pattern, line):
+            stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+            return stamp.timestamp()
+    raise AssertionError(f"no log line matches {pattern!r}:\n{stderr}")

@@ -20,7 +20,7 @@ from graceful._config import Config
 from graceful._runtime import loop_factory
 
 from .apps.line_writer import expected, is_stderr, write_files
-from .conftest import Launcher, gone, poll_until, stop
+from .conftest import LOG_STAMP_RESOLUTION, Launcher, gone, logged_at, poll_until, stop
 
 T = TypeVar("T")
 
@@ -101,9 +101,9 @@ def test_dependants_start_after_and_stop_before_their_dependencies(launch: Launc
     assert stop(app) == 0, app.stderr
     # Started in order: graceful's log says when each was spawned (a process's own
     # "up" line can lag its start by more than min_uptime on a busy machine).
-    started = [re.search(rf"process '{n}' started, pid", app.stderr) for n in "abc"]
-    assert all(started), app.stderr
-    assert [m.start() for m in started if m] == sorted(m.start() for m in started if m)
+    # Each dependant is spawned only once its dependency has run min_uptime (0.2 s).
+    a, b, c = (logged_at(app.stderr, rf"process '{n}' started, pid") for n in "abc")
+    assert b - a >= 0.2 - 2 * LOG_STAMP_RESOLUTION and c - b >= 0.2 - 2 * LOG_STAMP_RESOLUTION
     events = app.events()
     assert sorted(events[:3]) == ["a up", "b up", "c up"], events
     assert events[3:] == ["c got SIGTERM", "b got SIGTERM", "a got SIGTERM"]
@@ -220,6 +220,10 @@ def test_sighup_restarts_opted_in_processes_and_still_reaches_the_apps_handler(
     old = re.search(r"rolling restart: old 'r' \(pid (\d+)\) exited with 0", app.stderr)
     assert new and old and new.start() < old.start(), app.stderr
     assert new.group(1) != old.group(1)
+    # the old one was signalled only after the new one had run min_uptime (0.1 s)
+    started = logged_at(app.stderr, "rolling restart: process 'r' started again")
+    exited = logged_at(app.stderr, r"rolling restart: old 'r' \(pid")
+    assert exited - started >= 0.1 - 2 * LOG_STAMP_RESOLUTION
     assert "restart 1 in" not in app.stderr  # neither died and came back
     assert "processes r=0; exit code 0" in summary(app.stderr)
     events = app.events()

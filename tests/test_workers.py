@@ -10,7 +10,7 @@ import socket
 import time
 from pathlib import Path
 
-from .conftest import App, Launcher, poll_until, stop
+from .conftest import LOG_STAMP_RESOLUTION, App, Launcher, logged_at, poll_until, stop
 from .test_init import init_pid, pid1, stop_pid1
 
 
@@ -97,6 +97,10 @@ def test_sighup_rolling_restart_keeps_all_but_one_running(launch: Launcher) -> N
     ], app.stderr
     assert {int(p) for a, p, _, _ in log_order if a} == set(new)
     assert {int(p) for _, _, c, p in log_order if c} == set(old)
+    for k in range(n):  # each old one was stopped once its replacement had run 1 s
+        started = logged_at(app.stderr, f"process 'worker-{k}' started again")
+        exited = logged_at(app.stderr, rf"old 'worker-{k}' \(pid")
+        assert exited - started >= 1.0 - 2 * LOG_STAMP_RESOLUTION  # default min_uptime
     assert "restart 1 in" not in app.stderr  # no worker died and came back
     assert f"worker-{n - 1}=0; exit code 0" in summary(app.stderr)
 
