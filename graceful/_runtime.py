@@ -91,6 +91,7 @@ class Run:
         self.main_accounted = False  # main's end already decided the exit code
         self.listeners: WeakSet[asyncio.Task[Any]] = WeakSet()
         self.protected: WeakSet[asyncio.Future[Any]] = WeakSet()
+        self.drain_waker: asyncio.Future[None] | None = None  # the drain waits on it
         self.drain_end: float | None = None
         self.notes: dict[str, int] = {}
         self.failures: set[str] = set()
@@ -230,6 +231,12 @@ class Run:
         self.notes[what] = self.notes.get(what, 0) + count
         if failure:
             self.failures.add(what)
+
+    def wake_the_drain(self) -> None:
+        """Work to drain was added (``listen``, ``protect``): the drain looks again."""
+        waker = self.drain_waker
+        if waker is not None and not waker.done():
+            waker.set_result(None)
 
     # -- the app ------------------------------------------------------------------------
 
@@ -438,6 +445,8 @@ def execute(
             log.error("the app failed to start", exc_info=exc)
         except SystemExit as exc:
             run.load_error = exc
+        else:
+            _warn_if_hooks_do_not_fit(config)
         loop = new_loop()
         try:
             code = _run_until_done(loop, run, target)
@@ -462,6 +471,31 @@ def execute(
             run.watchdog.close()
             run.guard.restore()
             _current = None
+
+
+def _warn_if_hooks_do_not_fit(config: Config) -> None:
+    """One line at start-up when the hooks' declared timeouts cannot fit the window."""
+    from ._hooks import snapshot
+
+    hooks = snapshot()
+    if not hooks:
+        return
+    from ._budget import split
+    from ._deadline import safety_margin
+
+    left = config.grace - safety_margin(config.grace) - config.drain_delay
+    budget = split(left, (h.timeout for h in hooks))
+    if budget.short():
+        log.warning(
+            "the %d shutdown hook(s) declare %.1f s (their timeouts, 1 s for each without one),"
+            " but %s leaves them %.1f s after the drain's minimum and the cancellation's"
+            " reserve: they will be cut short. Raise %s, or lower the hooks' timeouts",
+            len(hooks),
+            budget.hooks_wanted,
+            source_example(config.spelling("grace"), f"{config.grace:g}"),
+            budget.hooks,
+            config.spelling("grace"),
+        )
 
 
 def _run_until_done(loop: asyncio.AbstractEventLoop, run: Run, target: Main | None) -> int:
@@ -553,8 +587,9 @@ def run(
     ``main`` runs). Then the sequence, inside ``grace``:
 
     1. Announce: ``wait_for_shutdown()`` returns; libraries that had taken the
-       signal handlers are called; the budget is split (drain: 60 % of the time
-       left; cancellation: half of the rest; hooks: what remains).
+       signal handlers are called; the budget is split: the drain may run until
+       only the hooks' declared timeouts (1 s for a hook that declares none) and
+       the cancellation's reserve (0.5 s) are left.
     2. Send SIGTERM to every descendant process, so they use the window too.
     3. Drain, then cancel: ``main`` (if it awaits ``wait_for_shutdown()`` itself or
        runs a server through an integration), the tasks woken by
@@ -641,6 +676,7 @@ def listen(run: Run, task: asyncio.Task[Any]) -> None:
         run.main_listens = True
     else:
         run.listeners.add(task)
+    run.wake_the_drain()
 
 
 def protect(aw: Awaitable[T]) -> Awaitable[T]:
@@ -649,12 +685,14 @@ def protect(aw: Awaitable[T]) -> Awaitable[T]:
 
     Use as ``await graceful.protect(save(order))``. The work runs in a task of its
     own; the awaiting task may still be cancelled (it then gets CancelledError while
-    the work goes on). **Deadline:** protected work still running when the drain
-    budget (60 % of the sequence) ends is cancelled and reported as cut.
+    the work goes on). Work protected after the stop began (during the drain) is
+    drained too. **Deadline:** protected work still running when the drain budget
+    ends is cancelled and reported as cut.
     """
     run = _require_run("protect()")
     task = asyncio.ensure_future(aw)
     run.protected.add(task)
+    run.wake_the_drain()
     return asyncio.shield(task)
 
 

@@ -3,12 +3,10 @@
 Every phase logs one line with what it did and how long it took; the results are
 gathered into the summary line and the exit code.
 
-The budget, as shares of the time left when the sequence starts (the grace minus
-the drain delay and the safety margin): the drain (phase 3, first part) may use
-``DRAIN_SHARE``; cancelling what is left may use ``CANCEL_SHARE`` of what remains
-after it; the hooks get the rest, and every unused second flows to the next step.
-With a 10 s grace and no drain delay: drain up to 5.7 s, cancellation up to 1.9 s,
-hooks at least 1.9 s.
+The budget (``_budget``): the drain (phase 3, first part) may run until only what
+the hooks declared and the cancellation's reserve are left; every unused second
+flows to the next step. With a 10 s grace, no drain delay and one hook declaring
+``timeout=2``: drain up to 7.0 s, then cancellation up to 0.5 s, hooks at least 2 s.
 """
 
 from __future__ import annotations
@@ -21,21 +19,17 @@ import threading
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
+from . import _budget
 from ._children import Descendants
 from ._deadline import KILL_RESERVE, Deadline
 from ._errors import EXIT_FAILURE, exit_code_of
-from ._hooks import HookResults, run_hooks, take_hooks
+from ._hooks import HookResults, run_hooks, snapshot, take_hooks
 from ._stacks import task_stack
 
 if TYPE_CHECKING:
     from ._runtime import Run
 
 log = logging.getLogger("graceful")
-
-DRAIN_SHARE = 0.6
-"""Phase 3's drain may use this share of the sequence's time."""
-CANCEL_SHARE = 0.5
-"""Cancelling the remaining tasks may use this share of what the drain left."""
 
 
 class Outcome:
@@ -45,7 +39,12 @@ class Outcome:
         self.drain_waited: list[str] = []
         self.drain_cut: list[str] = []
         self.drain_took = 0.0
+        self.split = _budget.split(0.0, ())
         self.tasks_cancelled = 0
+        self.undrained: set[asyncio.Task[Any]] = set()
+        """Tasks running beside a main that does not listen, when it was cancelled."""
+        self.not_drained = 0
+        """How many of them ended cancelled: work given no drain (not a failure)."""
         self.tasks_stuck: list[str] = []
         self.main_error = False
         self.hooks = HookResults()
@@ -88,11 +87,16 @@ async def shutdown(run: Run) -> int:
         # 1. Announce: wait_for_shutdown() returns, libraries that took the signal
         #    handlers are told to stop, and the drain budget is set.
         with _phase(deadline, 1, "stop announced") as note:
-            run.drain_end = deadline.clock() + deadline.time_left() * DRAIN_SHARE
+            hooks = [h for h in snapshot() if h.always or run.main_started]
+            out.split = split = _budget.split(deadline.time_left(), (h.timeout for h in hooks))
+            run.drain_end = deadline.clock() + split.drain
             run.stop_event.set()
             run.guard.call_foreign()
             await asyncio.sleep(0)
-            note(f"drain budget {deadline.time_left() * DRAIN_SHARE:.2f} s")
+            note(
+                f"drain budget {split.drain:.2f} s, then cancellation {split.cancel:.2f} s,"
+                f" hooks {split.hooks:.2f} s ({len(hooks)})"
+            )
 
         # 2. SIGTERM to every descendant now, so they use the window in parallel with us.
         with _phase(deadline, 2, "children sent SIGTERM") as note:
@@ -106,7 +110,7 @@ async def shutdown(run: Run) -> int:
         #    budget; then everything still running is cancelled, within its share.
         with _phase(deadline, 3, "tasks drained and cancelled") as note:
             await _drain(run, deadline, out)
-            await _cancel_tasks(run, deadline, out)
+            await _cancel_tasks(run, deadline, out, out.split.hooks)
             _main_result(run, out)
             note(
                 f"drained {len(out.drain_waited)} in {out.drain_took:.2f} s,"
@@ -193,14 +197,26 @@ async def _drain(run: Run, deadline: Deadline, out: Outcome) -> None:
     if main is not None and not main.done():
         if not run.main_listens:
             # main does not wait for the stop: cancelling it is the only way to end it.
-            # It may unwind (finally, async with) within the drain budget.
+            # It may unwind (finally, async with) within the drain budget. What runs
+            # beside it was given no drain: counted as not drained once it is cancelled.
+            out.undrained = _running_tasks(run) - {main}
             main.cancel()
             out.tasks_cancelled += 1
         waited.add(main)
-    waited |= {t for t in run.listeners if not t.done()}
-    waited |= {t for t in run.protected if not t.done()}
-    if waited:
-        await asyncio.wait(waited, timeout=max(0.0, run.drain_end - deadline.clock()))
+    # Work that starts listening or is protected during the drain (a connection handler
+    # that protects the batch it writes) is drained too: look again whenever some ends
+    # or is added, until none is left or the budget is over.
+    while True:
+        pending = {t for t in waited if not t.done()}
+        pending |= {t for t in run.listeners if not t.done()}
+        pending |= {t for t in run.protected if not t.done()}
+        waited |= pending
+        left = run.drain_end - deadline.clock()
+        if not pending or left <= 0:
+            break
+        run.drain_waker = waker = asyncio.get_running_loop().create_future()
+        await asyncio.wait({*pending, waker}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+        run.drain_waker = None
     out.drain_took = deadline.clock() - started
     out.drain_waited = [_name(t) for t in waited if t is not main or run.main_listens]
     cut = [t for t in waited if not t.done() and (t is not main or run.main_listens)]
@@ -214,9 +230,16 @@ async def _drain(run: Run, deadline: Deadline, out: Outcome) -> None:
         )
 
 
-async def _cancel_tasks(run: Run, deadline: Deadline, out: Outcome) -> None:
-    end = deadline.clock() + deadline.time_left() * CANCEL_SHARE
+def _running_tasks(run: Run) -> set[asyncio.Task[Any]]:
+    """The app's tasks still running, not the sequence's own."""
+    recorded = run.tasks.tasks
+    candidates = recorded if run.embedded and recorded is not None else asyncio.all_tasks()
     me = asyncio.current_task()
+    return {t for t in candidates if t is not me and not t.done()}
+
+
+async def _cancel_tasks(run: Run, deadline: Deadline, out: Outcome, hooks: float) -> None:
+    end = deadline.clock() + _budget.cancel_time(deadline.time_left(), hooks)
     main = run.main_task
     seen: set[asyncio.Task[Any]] = set()
     if main is not None:
@@ -228,9 +251,7 @@ async def _cancel_tasks(run: Run, deadline: Deadline, out: Outcome) -> None:
             await asyncio.wait({main}, timeout=max(0.0, end - deadline.clock()))
     # Tasks may start other tasks while they unwind: sweep until none is new.
     for _ in range(3):
-        recorded = run.tasks.tasks
-        candidates = recorded if run.embedded and recorded is not None else asyncio.all_tasks()
-        others = {t for t in candidates if t is not me and not t.done()} - seen
+        others = _running_tasks(run) - seen
         if not others:
             break
         for task in others:
@@ -251,6 +272,19 @@ async def _cancel_tasks(run: Run, deadline: Deadline, out: Outcome) -> None:
             )
         elif task is not main and not task.cancelled() and task.exception() is not None:
             log.error("task %r raised while stopping", task.get_name(), exc_info=task.exception())
+    if out.undrained:
+        # TaskGroup children end with main; connection handlers and the like in the sweep.
+        lost = {t for t in out.undrained if t in seen or (t.done() and t.cancelled())}
+        out.tasks_cancelled += len(lost - seen)
+        out.not_drained = len(lost)
+        if lost:
+            log.warning(
+                "main does not listen for the stop, so %d task(s) running beside it were"
+                " cancelled at once, with no drain: work they had in flight is lost. To let"
+                " it finish, await graceful.wait_for_shutdown() in main and end the work"
+                " after it, or run the work under graceful.protect()",
+                len(lost),
+            )
 
 
 def _main_result(run: Run, out: Outcome) -> None:
@@ -325,7 +359,7 @@ def _summary(run: Run, deadline: Deadline, out: Outcome, code: int) -> None:
     h = out.hooks
     parts = [
         f"shutdown after {run.reason} took {deadline.elapsed() * 1000:.1f} ms",
-        f"drain {out.drain_took:.2f} s, cut {_names(out.drain_cut)}",
+        _drain_part(run, out),
         f"hooks ok {_names(h.ok)}, failed {_names(h.failed)}, timed out {_names(h.timed_out)}"
         + (f", skipped {_names(h.skipped)}" if h.skipped else ""),
         f"tasks cancelled {out.tasks_cancelled}, stuck {_names(out.tasks_stuck)}",
@@ -333,9 +367,32 @@ def _summary(run: Run, deadline: Deadline, out: Outcome, code: int) -> None:
     ]
     if out.supervised is not None:
         parts.append(f"processes {out.supervised.summary()}")
-    parts.extend(f"{what} {count}" for what, count in run.notes.items())
+    parts.extend(f"{what} {n}" for what, n in run.notes.items() if not what.endswith(CUT_SUFFIX))
     parts.append(f"exit code {code}")
-    (log.error if out.failed() else log.info)("; ".join(parts))
+    level = log.error if out.failed() else log.warning if out.not_drained else log.info
+    level("; ".join(parts))
+
+
+CUT_SUFFIX = " cut"
+"""Figures an integration notes under a name ending so ("requests cut") are work cut at
+the end of the drain; the summary shows them in its one "cut" figure."""
+
+
+def _drain_part(run: Run, out: Outcome) -> str:
+    """``drain 4.01 s, cut 2 (requests 1, background work 1)``: one figure for all the
+    work cut at the end of the drain budget, whoever cut it."""
+    kinds = [f"tasks {out.drain_cut}"] if out.drain_cut else []
+    count = len(out.drain_cut)
+    for what, n in run.notes.items():
+        if what.endswith(CUT_SUFFIX) and n:
+            kinds.append(f"{what[: -len(CUT_SUFFIX)]} {n}")
+            count += n
+    text = f"drain {out.drain_took:.2f} s, cut {count}" + (
+        f" ({', '.join(kinds)})" if kinds else ""
+    )
+    if out.not_drained:
+        text += f", not drained {out.not_drained}"
+    return text
 
 
 def _names(names: list[str]) -> str:

@@ -34,7 +34,7 @@ def test_a_listening_main_that_overruns_is_cut_at_the_drain_budget(launch: Launc
     assert app.elapsed() < 2
     assert "main finished its work" not in app.events()
     assert app.events()[-1] == "hook saved (SIGTERM, main started True)"
-    assert "cut 1 ['main (drain:listening_main)']" in summary(app.stderr)
+    assert "cut 1 (tasks ['main (drain:listening_main)'])" in summary(app.stderr)
     assert "drain budget of" in app.stderr
 
 
@@ -65,6 +65,31 @@ def test_protected_work_that_overruns_is_cut(launch: Launcher) -> None:
     assert app.elapsed() < 2
     assert "protected work finished" not in app.events()
     assert "cut 1" in summary(app.stderr)
+
+
+def test_work_protected_during_the_drain_is_drained_too(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "5", "drain:protects_while_unwinding", env={"WORK": "1"})
+    app.expect("ready")
+    assert stop(app) == 0
+    assert app.events() == [
+        "late work started",
+        "late work finished",
+        "hook saved (SIGTERM, main started True)",
+    ]
+    assert "drain 1." in summary(app.stderr)  # the drain waited for it, about 1 s
+
+
+def test_work_cancelled_with_a_main_that_does_not_listen_is_reported(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "3", "drain:task_group_consumer")
+    app.expect("ready")
+    assert stop(app) == 0  # the app chose no drain: not a failure, but not called clean
+    assert sorted(app.events()[:4]) == [f"item {n} started" for n in range(4)]
+    assert app.events()[4:] == ["hook saved (SIGTERM, main started True)"]
+    line = summary(app.stderr)
+    assert " WARNING: " in line
+    assert "drain 0.00 s, cut 0, not drained 4;" in line
+    assert "tasks cancelled 5," in line  # main and its four items
+    assert "await graceful.wait_for_shutdown() in main" in app.stderr
 
 
 def test_the_drain_delay_keeps_main_running_then_stops_inside_the_grace(

@@ -148,7 +148,7 @@ def test_requests_that_outlive_the_window_are_cut_and_the_hooks_still_run(
     assert [r.status for r in replies] == [503] * 5
     assert app.events()[-2:] == ["lifespan shutdown", "hook saved"]  # lifespan before hooks
     last = app.stderr.rstrip().splitlines()[-1]
-    assert "requests cut 5" in last and "exit code 1" in last
+    assert "cut 5 (requests 5)" in last and "exit code 1" in last
     assert "Traceback" not in app.stderr  # the servers' own cancellation noise is kept out
 
 

@@ -55,6 +55,46 @@ async def protected_work() -> None:
         raise
 
 
+async def protects_while_unwinding() -> None:
+    """main does not listen; cancelled at the stop, it protects work as it unwinds (as a
+    connection handler that writes its batch would): that work is drained too."""
+
+    async def late() -> None:
+        record("late work started")
+        await asyncio.sleep(WORK)
+        record("late work finished")
+
+    ready()
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        graceful.protect(late())
+        raise
+
+
+async def task_group_consumer() -> None:
+    """The usual consumer: main runs a TaskGroup with 4 items in flight and never
+    listens for the stop, so the items are cancelled with it and never finish."""
+
+    async def item(n: int) -> None:
+        record(f"item {n} started")
+        await asyncio.sleep(3600)
+        record(f"item {n} finished")
+
+    async def announce() -> None:
+        await asyncio.sleep(0)  # the items have started
+        ready()
+        await asyncio.Event().wait()
+
+    if sys.version_info >= (3, 11):
+        async with asyncio.TaskGroup() as group:
+            for n in range(4):
+                group.create_task(item(n))
+            await announce()
+    else:  # the same with gather: its children are cancelled with it
+        await asyncio.gather(*(item(n) for n in range(4)), announce())
+
+
 async def drain_delay() -> None:
     """Records every tick while it runs, so the test sees main serving through the delay."""
     ready()
