@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ._runtime import protect as protect
     from ._runtime import request_shutdown as request_shutdown
     from ._runtime import run as run
+    from ._runtime import until_shutdown as until_shutdown
     from ._runtime import wait_for_shutdown as wait_for_shutdown
     from ._supervisor import Supervisor as Supervisor
     from ._supervisor import spawn as spawn
@@ -38,6 +39,7 @@ _WHERE = {
     "is_shutting_down": "_runtime",
     "wait_for_shutdown": "_runtime",
     "protect": "_runtime",
+    "until_shutdown": "_runtime",
     "on_shutdown": "_hooks",
     "ShutdownContext": "_hooks",
     "set_ready": "_readiness",
@@ -59,6 +61,7 @@ __all__ = (
     "is_shutting_down",
     "wait_for_shutdown",
     "protect",
+    "until_shutdown",
     "ShutdownContext",
     "set_ready",
     "readiness_check",

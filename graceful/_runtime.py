@@ -30,7 +30,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine
 from concurrent.futures import Executor
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -694,6 +694,57 @@ def protect(aw: Awaitable[T]) -> Awaitable[T]:
     run.protected.add(task)
     run.wake_the_drain()
     return asyncio.shield(task)
+
+
+async def until_shutdown(source: AsyncIterable[T]) -> AsyncIterator[T]:
+    """Yield the items of ``source`` until the shutdown sequence starts (phase 1, after
+    the drain delay), then end, so a stream built on it ends cleanly at the stop.
+
+    Use it in streaming and SSE handlers, where a client would otherwise hold the
+    response open until the drain budget cuts it::
+
+        async def events():
+            async for tick in graceful.until_shutdown(ticks()):
+                yield f"data: {tick}\n\n"
+
+    The wait for the next item is cancelled at the stop, and ``source`` is closed.
+    Outside ``graceful.run()`` (an app's own tests) it yields every item of ``source``.
+    **Cancellation:** cancelling the consumer cancels the wait and closes ``source``.
+    """
+    iterator = aiter(source)
+    run = _current
+    loop = run.loop if run is not None else None
+    try:
+        if run is None or loop is None or not _in_loop_thread(loop):
+            async for item in iterator:
+                yield item
+            return
+        stop = run.stop_event
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                following = asyncio.ensure_future(_next(iterator))
+                either: set[asyncio.Future[Any]] = {following, stopped}
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                if not following.done():
+                    following.cancel()
+                    await asyncio.wait({following})
+                    return
+                try:
+                    item = following.result()
+                except StopAsyncIteration:
+                    return
+                yield item
+        finally:
+            stopped.cancel()
+    finally:
+        close = getattr(iterator, "aclose", None)
+        if close is not None:
+            await close()
+
+
+async def _next(iterator: AsyncIterator[T]) -> T:
+    return await iterator.__anext__()
 
 
 def current_run() -> Run:

@@ -114,7 +114,7 @@ async def shutdown(run: Run) -> int:
             _main_result(run, out)
             note(
                 f"drained {len(out.drain_waited)} in {out.drain_took:.2f} s,"
-                f" {len(out.drain_cut)} cut; {out.tasks_cancelled} cancelled,"
+                f" cut {_cut(run, out)}; {out.tasks_cancelled} cancelled,"
                 f" {len(out.tasks_stuck)} stuck"
             )
 
@@ -378,18 +378,20 @@ CUT_SUFFIX = " cut"
 the end of the drain; the summary shows them in its one "cut" figure."""
 
 
-def _drain_part(run: Run, out: Outcome) -> str:
-    """``drain 4.01 s, cut 2 (requests 1, background work 1)``: one figure for all the
-    work cut at the end of the drain budget, whoever cut it."""
+def _cut(run: Run, out: Outcome) -> str:
+    """``2 (background work 1, requests 1)``: one figure for all the work cut at the end
+    of the drain budget, whoever cut it (the sequence, or a server's integration)."""
     kinds = [f"tasks {out.drain_cut}"] if out.drain_cut else []
     count = len(out.drain_cut)
-    for what, n in run.notes.items():
+    for what, n in sorted(run.notes.items()):
         if what.endswith(CUT_SUFFIX) and n:
             kinds.append(f"{what[: -len(CUT_SUFFIX)]} {n}")
             count += n
-    text = f"drain {out.drain_took:.2f} s, cut {count}" + (
-        f" ({', '.join(kinds)})" if kinds else ""
-    )
+    return f"{count}" + (f" ({', '.join(kinds)})" if kinds else "")
+
+
+def _drain_part(run: Run, out: Outcome) -> str:
+    text = f"drain {out.drain_took:.2f} s, cut {_cut(run, out)}"
     if out.not_drained:
         text += f", not drained {out.not_drained}"
     return text

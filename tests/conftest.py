@@ -38,6 +38,16 @@ def own_hooks() -> Iterator[None]:
     _hooks.restore(before)
 
 
+@pytest.fixture
+def port() -> int:
+    """A free TCP port on 127.0.0.1 for the app under test to serve."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture(params=LOOPS)
 def loop_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)

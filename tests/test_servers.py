@@ -11,7 +11,6 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -96,11 +95,6 @@ def up(port: int, app: App, timeout: float = 30) -> None:
             return False
 
     assert poll_until(answers, timeout), f"server not up on {port}:\n{app.stderr}"
-
-
-@pytest.fixture
-def port() -> Iterator[int]:
-    yield free_port()
 
 
 def start(launch: Launcher, target: str, port: int, *args: str, pid1: bool = False) -> App:

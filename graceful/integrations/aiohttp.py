@@ -9,7 +9,8 @@
         await graceful_aiohttp.serve(app, host="0.0.0.0", port=8080)
 
 ``python -m graceful myapp:main`` then stops it cleanly: at the start of graceful's
-sequence ``runner.cleanup()`` runs in aiohttp's own order (sites stop accepting,
+sequence the open WebSockets are closed with 1012 (as uvicorn does; an app's own
+``on_shutdown`` that closes them finds them closed), then ``runner.cleanup()`` runs in aiohttp's own order (sites stop accepting,
 idle keep-alive connections close, the application's ``on_shutdown`` handlers
 run, handlers are waited for, ``on_cleanup`` runs), and only then graceful's
 hooks. In-flight requests get graceful's drain budget: aiohttp's own wait
@@ -17,8 +18,9 @@ hooks. In-flight requests get graceful's drain budget: aiohttp's own wait
 before and once after it cancels the request's payload), and the connection is
 then closed without a response, so graceful waits for the handlers itself, in a
 last ``on_shutdown`` handler, and answers the ones still running at the end of
-the budget with 503. Responses sent once a stop has begun carry
-``Connection: close``.
+the budget with 503 (a handler whose response has started, a stream or a
+WebSocket, gets no second response: its connection is closed). Responses sent
+once a stop has begun carry ``Connection: close``.
 """
 
 from __future__ import annotations
@@ -29,10 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 from .._readiness import state as readiness
 from ._common import (
+    CLOSE_CODE,
+    CLOSE_REASON,
     CUT,
     join,
     let_fresh_connections_speak,
     server_drain_timeout,
+    tell_stream_libraries,
     wait_for_stop,
 )
 from ._listeners import close_listeners
@@ -65,6 +70,13 @@ async def serve(
 
     run = join()
     cutting = False
+    # Responses a handler prepared itself (streams, WebSockets), by id of the request:
+    # their status line is sent, so a cut must never answer with another one.
+    started: dict[int, web.StreamResponse] = {}
+
+    async def record_started(request: web.Request, response: web.StreamResponse) -> None:
+        if type(response) is not web.Response:  # a plain Response is prepared by aiohttp
+            started[id(request)] = response
 
     # One middleware does both jobs, and costs little per request while the app runs:
     # the requests in flight are found through the connections when the time comes.
@@ -76,12 +88,16 @@ async def serve(
             if not cutting:
                 raise
             run.note(CUT, 1)
+            if id(request) in started:
+                raise  # aiohttp closes the connection: the stream ends unfinished
             task = asyncio.current_task()
             if task is not None and sys.version_info >= (3, 11):
                 task.uncancel()  # handled here: the connection goes on to answer
             return web.Response(
                 status=503, text="service is shutting down\n", headers={"Connection": "close"}
             )
+        finally:
+            started.pop(id(request), None)
         if run.deadline is not None and not response.prepared:
             # A stop has begun: let keep-alive clients move on to another replica.
             response.headers["Connection"] = "close"
@@ -112,11 +128,13 @@ async def serve(
             await asyncio.wait(still, timeout=_AFTER_DRAIN)
 
     app.middlewares.append(track)
+    app.on_response_prepare.append(record_started)
     app.on_shutdown.append(drain_handlers)
     runner = web.AppRunner(
         app, handle_signals=False, shutdown_timeout=_AFTER_DRAIN, **runner_kwargs
     )
     name = f"aiohttp {host or '0.0.0.0'}:{port}"
+    websockets: list[asyncio.Future[None]] = []
     readiness.block(name, "aiohttp is starting")  # ready once the site listens
     await runner.setup()
     try:
@@ -125,6 +143,12 @@ async def serve(
         readiness.unblock(name)
         forever = asyncio.get_running_loop().create_future()
         await wait_for_stop(run, forever)
+        tell_stream_libraries()
+        websockets = [
+            asyncio.ensure_future(_close(each))
+            for each in started.values()
+            if isinstance(each, web.WebSocketResponse) and not each.closed
+        ]
         # Take what the kernel already accepted before the sites close their listeners
         # (closing resets those), and let it hand over its requests before aiohttp
         # closes the connections it thinks idle.
@@ -144,3 +168,13 @@ async def serve(
     finally:
         readiness.unblock(name)
         await runner.cleanup()
+        for closing in websockets:
+            closing.cancel()
+
+
+async def _close(ws: web.WebSocketResponse) -> None:
+    """Close with graceful's code; the handler's ``receive()`` sees it and ends."""
+    try:
+        await ws.close(code=CLOSE_CODE, message=CLOSE_REASON.encode())
+    except Exception:  # the client is gone meanwhile
+        pass

@@ -9,7 +9,8 @@
 
 hypercorn's ``serve()`` is given graceful's stop as its ``shutdown_trigger`` (so it
 installs no signal handlers of its own) and its ``graceful_timeout`` is set from
-graceful's drain budget when the stop comes: it stops accepting, finishes
+graceful's drain budget when the stop comes: the open WebSockets are closed
+(1012, as uvicorn does), and hypercorn stops accepting, finishes
 in-flight requests (responses carry ``Connection: close``), runs the ASGI
 lifespan shutdown, and returns before graceful's hooks.
 """
@@ -54,14 +55,16 @@ async def serve(app: Any, config: Any = None, **settings: Any) -> None:
 
     tracked = TrackRequests(app, run, track_tasks=True)
     cutter: asyncio.Task[None] | None = None
+    websockets: asyncio.Future[None] | None = None
 
     async def cut_at_the_budget(after: float) -> None:
         await asyncio.sleep(after)
         tracked.cut_in_flight()
 
     async def stopped() -> None:
-        nonlocal cutter
+        nonlocal cutter, websockets
         await run.stop_event.wait()
+        websockets = asyncio.ensure_future(tracked.close_websockets())
         config.graceful_timeout = timeout = server_drain_timeout(run)
         # hypercorn waits for `server.wait_closed()` before its graceful timeout
         # applies, and since Python 3.12 that waits for every connection to close: a
@@ -74,8 +77,9 @@ async def serve(app: Any, config: Any = None, **settings: Any) -> None:
         await hypercorn_serve(app_for_hypercorn, config, shutdown_trigger=stopped)
     finally:
         watcher.cancel()
-        if cutter is not None:
-            cutter.cancel()
+        for each in (cutter, websockets):
+            if each is not None:
+                each.cancel()
         readiness.unblock(name)
 
 

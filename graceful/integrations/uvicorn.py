@@ -10,17 +10,19 @@
 ``python -m graceful myapp:main`` then stops it cleanly. What it changes in
 uvicorn: its own signal handling is switched off (``Server.serve()`` would
 otherwise take SIGTERM and SIGINT from graceful for as long as it runs); at the
-start of graceful's sequence ``should_exit`` is set and
-``timeout_graceful_shutdown`` is set from graceful's drain budget, so uvicorn
-closes its listeners, finishes in-flight requests (responses carry
-``Connection: close``), runs the ASGI lifespan shutdown, and returns, all before
-graceful's hooks.
+start of graceful's sequence the open WebSockets are closed (1012),
+``timeout_graceful_shutdown`` is set from graceful's drain budget and uvicorn's
+``handle_exit`` is called as its signal handler would be (so sse-starlette ends its
+streams), so uvicorn closes its listeners, finishes in-flight requests (responses
+carry ``Connection: close``), runs the ASGI lifespan shutdown, and returns, all
+before graceful's hooks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from typing import Any
 
 from .._readiness import state as readiness
@@ -64,20 +66,24 @@ async def serve(app: Any, **config: Any) -> None:
     run = join()
     if not cfg.loaded:
         cfg.load()
-    cfg.loaded_app = TrackRequests(cfg.loaded_app, run)
+    cfg.loaded_app = tracked = TrackRequests(cfg.loaded_app, run)
     server = uvicorn.Server(cfg)
     _switch_off_signal_handling(server)
     _accept_the_backlog_first(server, run)
     _ready_once_listening(server)
     serving = asyncio.ensure_future(_serve(server))
     closer = asyncio.ensure_future(_close_keep_alive_at_the_stop(run, server))
+    websockets: asyncio.Future[None] | None = None
     try:
         if await wait_for_stop(run, serving):
             # typed int | None, but uvicorn passes it to asyncio.wait_for: a float is fine
             cfg.timeout_graceful_shutdown = max(  # type: ignore[assignment]
                 0.0, server_drain_timeout(run) - _UVICORN_DELAYS
             )
-            server.should_exit = True
+            websockets = asyncio.ensure_future(tracked.close_websockets())
+            # uvicorn's own stop API, as its signal handler would call it: libraries that
+            # watch it (sse-starlette ends its streams) see the stop as under uvicorn alone.
+            server.handle_exit(signal.SIGTERM, None)
         code = await asyncio.shield(serving)
     except asyncio.CancelledError:
         server.force_exit = True
@@ -85,6 +91,8 @@ async def serve(app: Any, **config: Any) -> None:
         raise
     finally:
         closer.cancel()
+        if websockets is not None:
+            websockets.cancel()
     if code is not None:
         raise SystemExit(code)  # uvicorn's own exit (e.g. port in use): main's exit code
 
