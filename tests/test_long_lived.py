@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from .conftest import App, Launcher, stop
-from .test_servers import free_port, in_flight, start
+from .conftest import App, Launcher, poll_until, stop
+from .test_servers import free_port, in_flight, refused, start
 
 SERVERS = ["web:fastapi_uvicorn", "web:fastapi_hypercorn", "web:aiohttp_streaming"]
 ASGI = {"web:fastapi_uvicorn", "web:fastapi_hypercorn"}
@@ -151,3 +152,22 @@ def test_a_request_that_fits_the_window_is_served_and_one_that_does_not_is_cut(
     assert stop(app) == 1
     assert [r.status for r in requests.wait()] == [503]
     assert app.events()[-1] == "hook saved"
+
+
+@pytest.mark.parametrize("main", ["uvicorn_main", "hypercorn_main", "aiohttp_main"])
+def test_the_streams_example_stops_cleanly_on_each_server(
+    launch: Launcher, port: int, main: str
+) -> None:
+    root = str(Path(__file__).parent.parent)
+    app = launch.graceful(
+        f"examples.web_streams:{main}",
+        env={"PORT": str(port), "HOST": "127.0.0.1", "PYTHONPATH": root},
+    )
+    assert poll_until(lambda: not refused(port), 30), app.stderr
+    client = WebSocketClient(port)
+    clock = RawGet(port, "/clock")
+    assert poll_until(lambda: b"data: " in clock.data, 30), clock.data
+    assert stop(app) == 0, app.stderr
+    assert client.closed() == (1012, "service restart")
+    assert clock.all().endswith(b"\r\n0\r\n\r\n")
+    assert ", cut 0;" in summary(app)

@@ -12,6 +12,10 @@ from ``main``; the server then:
   within graceful's drain budget (the server's own drain timeout is set from it);
 - runs its application's shutdown (ASGI lifespan, aiohttp's ``on_shutdown`` and
   ``on_cleanup``) before graceful's ``@on_shutdown`` hooks;
-- answers requests cut at the end of the budget with 503 and counts them in the
-  summary line ("requests cut N"), which makes the exit code 1.
+- closes its open WebSockets with 1012 when the sequence starts, and tells the
+  streaming libraries that watch for a stop (sse-starlette);
+- answers requests cut at the end of the budget with 503 (a response that has
+  started gets no second one: its connection is closed) and counts them in the
+  summary line ("cut N (requests N)"), which makes the exit code 1; work that runs
+  after its response was sent counts as "background work".
 """
