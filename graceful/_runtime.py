@@ -471,6 +471,8 @@ def execute(
             run.watchdog.close()
             run.guard.restore()
             _current = None
+        elif run.sequence_done:
+            run.guard.ignore_from_now_on()
 
 
 def _warn_if_hooks_do_not_fit(config: Config) -> None:

@@ -91,6 +91,25 @@ class SignalGuard:
             _real_signal(sig, handler if handler is not None else signal.SIG_DFL)
         self.previous.clear()
 
+    def ignore_from_now_on(self) -> None:
+        """The process ends now (the summary is logged): ignore SIGTERM and SIGINT.
+
+        CPython's finalization resets every signal that has a Python handler to
+        SIG_DFL (``_PySignal_Fini``, after the atexit handlers, before the modules are
+        torn down), so a repeated SIGTERM in that window (kubelet plus a preStop
+        script, compose plus ``docker stop``) killed a clean stop with 143. A signal
+        set to SIG_IGN is left alone there, and the interpreter's normal exit (which
+        flushes what the app never closed) still runs; blocking the signals would not
+        do, as the app's own threads keep them unblocked. SIG_IGN is inherited by
+        children, which is why graceful uses it nowhere else: every child has been
+        stopped by now. The watchdog still bounds the exit.
+        """
+        self.stop_watching()
+        if signal.signal == self._intercept:
+            signal.signal = _real_signal
+        for sig in STOP_SIGNALS:
+            _real_signal(sig, signal.SIG_IGN)
+
     def _intercept(self, signalnum: Any, handler: Any) -> Any:
         """``signal.signal`` while graceful runs: a SIGTERM/SIGINT handler installed by
         the app or a library is kept (and called at phase 1) instead of replacing

@@ -3,11 +3,15 @@ does not change the exit code, and graceful's log survives the app's logging set
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import threading
 
-from .conftest import APPS, Launcher, stop
-from .test_init import UNSHARE
+import pytest
+
+from .conftest import APPS, App, Launcher, stop
+from .test_init import UNSHARE, init_pid
 
 
 def test_dictconfig_does_not_silence_graceful(launch: Launcher) -> None:
@@ -45,3 +49,33 @@ def test_run_as_pid1_warns_that_no_init_runs(launch: Launcher) -> None:
     app.expect_stderr("graceful.run() is PID 1 but runs no init")  # stderr is another pipe
     app.proc.send_signal(signal.SIGKILL)  # unshare --kill-child takes the namespace down
     app.wait()
+
+
+def sigterm_train(app: App, pid: int) -> int:
+    """SIGTERM every millisecond from the first until the process is gone."""
+    done = threading.Event()
+
+    def train() -> None:
+        while not done.wait(0.001):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                return
+
+    sender = threading.Thread(target=train, daemon=True)
+    sender.start()
+    try:
+        return app.wait()
+    finally:
+        done.set()
+        sender.join(5)
+
+
+@pytest.mark.parametrize("pid1", [False, True], ids=["plain", "pid1"])
+def test_a_train_of_sigterms_leaves_the_clean_exit_code(launch: Launcher, pid1: bool) -> None:
+    args = ["-m", "graceful", "--grace", "5", "idle:main"]
+    app = launch.command([*UNSHARE, sys.executable, *args] if pid1 else [sys.executable, *args])
+    app.expect("ready")
+    code = sigterm_train(app, init_pid(app) if pid1 else app.proc.pid)
+    assert code == 0, app.stderr
+    assert "exit code 0" in app.stderr.rstrip().splitlines()[-1]
