@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import random
 import select
 import shlex
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import IO
 
 APT_TIMEOUT = 600.0
@@ -111,3 +114,34 @@ def available_loops(requested: str) -> list[str]:
         print("uvloop is not installed: measuring the asyncio loop only", file=sys.stderr)
         loops.remove("uvloop")
     return loops
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` free ports below the kernel's ephemeral range.
+
+    A server's port is unbound until it starts (or while it restarts), and a port from the ephemeral
+    range can meanwhile become the source port of a client's new connection; the
+    server's bind would then fail (the client socket has no SO_REUSEADDR). Ports
+    below the range are never handed out that way."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    candidates = list(range(max(1024, low - 12000), low))
+    random.shuffle(candidates)
+    socks: list[socket.socket] = []
+    try:
+        for port in candidates:
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+            if len(socks) == count:
+                return [int(s.getsockname()[1]) for s in socks]
+        raise BenchError(f"fewer than {count} free ports below {low}")
+    finally:
+        for s in socks:
+            s.close()

@@ -24,11 +24,12 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _common import child_env
+from _common import child_env, free_ports
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -43,6 +44,7 @@ config.bind = [f"127.0.0.1:{os.environ['PORT']}"]
 asyncio.run(serve(asgi_app(), config))
 """
 AIOHTTP_ALONE = """
+import os
 from aiohttp import web
 from examples.web_streams import aiohttp_app
 web.run_app(aiohttp_app(), host="127.0.0.1", port=int(os.environ["PORT"]), print=None)
@@ -75,12 +77,6 @@ def runners() -> list[Runner]:
     ]  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -95,13 +91,19 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30
 
 
 async def one_run(runner: Runner, clients: int, bound: float) -> None:
-    port = free_port()
+    port = free_ports(1)[0]  # the clients' own ports cannot take it
     argv = [a.replace("{port}", str(port)) for a in runner.argv]
     env = {**child_env(), "PORT": str(port), "HOST": "127.0.0.1", "PYTHONPATH": str(ROOT)}
     # Blocking here is fine: nothing else runs on this loop before the clients connect.
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stderr=log)  # noqa: ASYNC220
     try:
-        wait_listening(port, proc)
+        try:
+            wait_listening(port, proc)
+        except RuntimeError:
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace")[-3000:])
+            raise
         limit = asyncio.Semaphore(100)  # connect in bursts the backlog can take
 
         async def client(opened: list[object]) -> tuple[float, str]:
@@ -145,6 +147,7 @@ async def one_run(runner: Runner, clients: int, bound: float) -> None:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+        log.close()
 
 
 def fmt(ms: float, bound: float) -> str:

@@ -36,10 +36,8 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,7 +48,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from _common import BenchError, child_env
+from _common import BenchError, child_env, free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK_INTER_MS = 200
@@ -86,37 +84,6 @@ class Result:
     @property
     def failed_total(self) -> int:
         return sum(self.failed.values())
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` free ports below the kernel's ephemeral range.
-
-    A replica's ports are unbound while it restarts, and a port from the ephemeral
-    range can meanwhile become the source port of a client's new connection; the
-    replica's bind would then fail (the client socket has no SO_REUSEADDR). Ports
-    below the range are never handed out that way."""
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    candidates = list(range(max(1024, low - 12000), low))
-    random.shuffle(candidates)
-    socks: list[socket.socket] = []
-    try:
-        for port in candidates:
-            s = socket.socket()
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                s.close()
-                continue
-            socks.append(s)
-            if len(socks) == count:
-                return [int(s.getsockname()[1]) for s in socks]
-        raise BenchError(f"fewer than {count} free ports below {low}")
-    finally:
-        for s in socks:
-            s.close()
 
 
 def ensure_haproxy() -> str:
