@@ -232,6 +232,20 @@ class Run:
         if failure:
             self.failures.add(what)
 
+    def let_the_app_go(self) -> None:
+        """Drop what holds the app's frames before the interpreter exits.
+
+        The watchdog's daemon thread keeps this object alive to the end, and main's
+        task holds its CancelledError, whose traceback holds main's frame and with it
+        the app module's globals: the interpreter's finalization would then never
+        clear that module, and a file the app opened at module level and never
+        closed would lose its buffered data (plain ``python`` flushes it).
+        """
+        self.main_task = self.tasks.exempt = None
+        self.outcome = None
+        self.listeners = WeakSet()
+        self.protected = WeakSet()
+
     def wake_the_drain(self) -> None:
         """Work to drain was added (``listen``, ``protect``): the drain looks again."""
         waker = self.drain_waker
@@ -471,8 +485,10 @@ def execute(
             run.watchdog.close()
             run.guard.restore()
             _current = None
-        elif run.sequence_done:
-            run.guard.ignore_from_now_on()
+        else:
+            if run.sequence_done:
+                run.guard.ignore_from_now_on()
+            run.let_the_app_go()
 
 
 def _warn_if_hooks_do_not_fit(config: Config) -> None:

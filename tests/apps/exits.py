@@ -3,6 +3,7 @@
 import asyncio
 import atexit
 import logging.config
+import os
 import sys
 import threading
 
@@ -42,5 +43,16 @@ async def waits_in_atexit() -> None:
         record("atexit done")
 
     atexit.register(exiting)
+    ready()
+    await asyncio.Event().wait()
+
+
+_unflushed = open(os.path.join(os.environ["OUT"], "unflushed"), "w")  # never closed
+
+
+async def unflushed_file() -> None:
+    """Writes into a module-level file it never flushes or closes: the interpreter's
+    normal exit flushes it, as under plain python."""
+    _unflushed.write("written before the stop\n")
     ready()
     await asyncio.Event().wait()
