@@ -229,7 +229,9 @@ def main(
         if config.workers:  # the parent supervises; only the workers import the app
             from ._workers import make_main
 
-            return execute(config, lambda: make_main(config, spec, app_args), unblock=blocked)
+            return execute(
+                config, lambda: make_main(config, spec, app_args), unblock=blocked, cli=True
+            )
         sys.argv = [spec, *app_args]
         return execute(config, lambda: load_target(module_name, attr), unblock=blocked, cli=True)
     except GracefulError as exc:

@@ -157,3 +157,14 @@ def test_a_stubborn_supervised_process_cannot_hold_the_container(launch: Launche
     assert stop_pid1(app) == 1
     assert time.monotonic() - started < 2
     assert "timed=SIGKILL(killed) untimed=SIGKILL(killed)" in app.stderr
+
+
+def test_a_train_of_sigterms_leaves_the_parents_clean_exit_code(launch: Launcher) -> None:
+    from .test_exit import sigterm_train
+
+    app = launch.graceful(
+        "--grace", "3", "--workers", "2", "worker_server:main", env={"PORT": str(free_port())}
+    )
+    listening(app, 2)
+    assert sigterm_train(app, app.proc.pid) == 0, app.stderr
+    assert summary(app.stderr).endswith("exit code 0")
