@@ -105,6 +105,7 @@ class Run:
         self.tasks = TaskWatch(self._task_died, lambda: self.deadline is not None, record=embedded)
         self.executor: Executor | None = None  # ours, where the loop's own is out of reach
         self.health: HealthServer | None = None  # --health-port: started by execute()
+        self._spare: int | None = None  # a descriptor kept for the stop
 
     # -- starting the shutdown ---------------------------------------------------------
 
@@ -232,6 +233,21 @@ class Run:
         if failure:
             self.failures.add(what)
 
+    def keep_a_spare_descriptor(self) -> None:
+        """Hold one file descriptor for the stop: an app out of descriptors (a leak, a
+        flood on its port) must still get its sequence and hooks, and loading the stop
+        path, reading /proc and a hook's own ``open()`` each need one. It is freed when
+        the stop begins; the sequence's steps use it one after the other."""
+        try:
+            self._spare = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            self._spare = None
+
+    def free_the_spare_descriptor(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            os.close(spare)
+
     def let_the_app_go(self) -> None:
         """Drop what holds the app's frames before the interpreter exits.
 
@@ -277,6 +293,7 @@ class Run:
                 self.trigger("the app failed to start", None, exit_code_of(self.load_error))
             elif self.deadline is None and target is not None:
                 await self._run_main(target)
+            self.free_the_spare_descriptor()  # the stop path may need one (see below)
             from ._shutdown import shutdown  # here: a run that never stops never loads it
 
             code = await shutdown(self)
@@ -340,7 +357,10 @@ def _main_reached_an_await() -> None:
 def _load_the_stop_path() -> None:
     """Import what only a stop needs, once main is running: not on the start-up path
     (every start pays for it), not on the stop path (a stop would wait for it)."""
-    from . import _children, _shutdown, _stacks  # noqa: F401
+    try:
+        from . import _children, _shutdown, _stacks  # noqa: F401
+    except OSError:  # out of descriptors already: the stop loads it with its spare one
+        pass
 
 
 async def _call_main(run: Run, target: Main) -> Any:
@@ -432,6 +452,7 @@ def execute(
             " python -m graceful MODULE:ATTR instead, which runs graceful's init"
         )
     run = Run(config)
+    run.keep_a_spare_descriptor()
     readiness.begin(config.readiness)
     _current = run
     try:

@@ -51,6 +51,7 @@ class Outcome:
         self.children_terminated = 0
         self.children_killed = 0
         self.threads_left: list[str] = []
+        self.phases_failed: list[int] = []
         self.noted_failures: list[str] = []  # e.g. "requests cut", from an integration
         self.supervised: Any = (
             None  # graceful._supervisor.Stopping, when the app supervises processes
@@ -67,6 +68,7 @@ class Outcome:
             or self.children_killed
             or self.threads_left
             or self.noted_failures
+            or self.phases_failed
             or (self.supervised is not None and self.supervised.failed())
         )
 
@@ -86,7 +88,7 @@ async def shutdown(run: Run) -> int:
     try:
         # 1. Announce: wait_for_shutdown() returns, libraries that took the signal
         #    handlers are told to stop, and the drain budget is set.
-        with _phase(deadline, 1, "stop announced") as note:
+        with _phase(deadline, out, 1, "stop announced") as note:
             hooks = [h for h in snapshot() if h.always or run.main_started]
             out.split = split = _budget.split(deadline.time_left(), (h.timeout for h in hooks))
             run.drain_end = deadline.clock() + split.drain
@@ -99,7 +101,7 @@ async def shutdown(run: Run) -> int:
             )
 
         # 2. SIGTERM to every descendant now, so they use the window in parallel with us.
-        with _phase(deadline, 2, "children sent SIGTERM") as note:
+        with _phase(deadline, out, 2, "children sent SIGTERM") as note:
             if supervisor is not None:
                 out.supervised = supervisor.stop_all(deadline)
             children.discover()
@@ -108,7 +110,7 @@ async def shutdown(run: Run) -> int:
 
         # 3. Drain: what listens for the stop finishes on its own within the drain
         #    budget; then everything still running is cancelled, within its share.
-        with _phase(deadline, 3, "tasks drained and cancelled") as note:
+        with _phase(deadline, out, 3, "tasks drained and cancelled") as note:
             await _drain(run, deadline, out)
             await _cancel_tasks(run, deadline, out, out.split.hooks)
             _main_result(run, out)
@@ -121,7 +123,7 @@ async def shutdown(run: Run) -> int:
         # 4. Hooks, last registered first, each bounded (own timeout, time left, fair share);
         #    only for an app whose main started, unless registered with always=True.
         hooks = take_hooks()
-        with _phase(deadline, 4, "hooks run") as note:
+        with _phase(deadline, out, 4, "hooks run") as note:
             out.hooks = await run_hooks(hooks, run.context(), deadline)
             h = out.hooks
             skipped = f", {len(h.skipped)} skipped" if h.skipped else ""
@@ -132,7 +134,7 @@ async def shutdown(run: Run) -> int:
 
         # 5. Wait for descendants until just before the deadline; SIGKILL what is left.
         #    Dying is observed through pidfds: nothing is reaped, no exit status stolen.
-        with _phase(deadline, 5, "children stopped") as note:
+        with _phase(deadline, out, 5, "children stopped") as note:
             if out.supervised is not None:  # each is SIGKILLed by its own timer, by the deadline
                 await out.supervised.wait(deadline)
             children.discover()
@@ -148,7 +150,7 @@ async def shutdown(run: Run) -> int:
             note(f"{out.children_killed} killed")
 
         # 6. Executor down without waiting; other threads get what is left; flush logs.
-        with _phase(deadline, 6, "threads stopped") as note:
+        with _phase(deadline, out, 6, "threads stopped") as note:
             await _stop_threads(run, deadline, out)
             if run.health is not None:  # up until now: 503 on /readyz, not connection refused
                 run.health.close(min(0.1, deadline.time_left()))
@@ -170,10 +172,21 @@ async def shutdown(run: Run) -> int:
 
 
 class _phase:
-    """Times one phase and logs one line for it."""
+    """Times one phase and logs one line for it.
 
-    def __init__(self, deadline: Deadline, number: int, what: str) -> None:
-        self.deadline, self.number, self.what, self.detail = deadline, number, what, ""
+    Every phase is best effort: one that raises (out of file descriptors, the
+    process table unreadable) is logged with its traceback and counted as a failure,
+    and the next phases still run, the hooks above all.
+    """
+
+    def __init__(self, deadline: Deadline, out: Outcome, number: int, what: str) -> None:
+        self.deadline, self.out, self.number, self.what, self.detail = (
+            deadline,
+            out,
+            number,
+            what,
+            "",
+        )
 
     def __enter__(self) -> Any:
         self.start = self.deadline.clock()
@@ -183,15 +196,30 @@ class _phase:
 
         return note
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: object
+    ) -> bool:
         took = (self.deadline.clock() - self.start) * 1000
+        if isinstance(error, Exception):
+            self.out.phases_failed.append(self.number)
+            log.error(
+                "phase %d/6 %s failed after %.1f ms (%s); going on with the next phase",
+                self.number,
+                self.what,
+                took,
+                error,
+                exc_info=error,
+            )
+            return True
         detail = f": {self.detail}" if self.detail else ""
         log.info("phase %d/6 %s%s (%.1f ms)", self.number, self.what, detail, took)
+        return False
 
 
 async def _drain(run: Run, deadline: Deadline, out: Outcome) -> None:
-    assert run.drain_end is not None
     started = deadline.clock()
+    if run.drain_end is None:  # phase 1 failed before it set the budget: no drain
+        run.drain_end = started
     main = run.main_task
     waited: set[asyncio.Future[Any]] = set()
     if main is not None and not main.done():

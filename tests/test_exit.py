@@ -88,3 +88,27 @@ def test_a_file_the_app_never_closed_is_flushed_at_exit(launch: Launcher) -> Non
     app.expect("ready")
     assert stop(app) == 0
     assert (launch.tmp_path / "unflushed").read_text() == "written before the stop\n"
+
+
+@pytest.mark.parametrize("how", ["plain", "health", "pid1"])
+def test_out_of_descriptors_the_sequence_and_its_hooks_still_run(
+    launch: Launcher, port: int, how: str
+) -> None:
+    args = ["-m", "graceful", "--grace", "3", "leaky:main"]
+    if how == "health":
+        args[2:2] = ["--health-port", str(port)]
+    limit = ["prlimit", "--nofile=128"]
+    pid1 = how == "pid1"
+    app = launch.command(
+        [*limit, *UNSHARE, sys.executable, *args] if pid1 else [*limit, sys.executable, *args]
+    )
+    app.expect("out of descriptors: Too many open files")
+    app.expect("ready")
+    if pid1:
+        os.kill(init_pid(app), signal.SIGTERM)
+        code = app.wait()
+    else:
+        code = stop(app)
+    assert code == 0, app.stderr
+    assert app.events() == ["hook saved"]
+    assert "hooks ok 1 ['save_state']" in app.stderr
