@@ -54,7 +54,19 @@ def exit_code_of(value: object) -> int:
     if value is None:
         return 0
     if isinstance(value, int):
-        return int(value)
+        status = int(value) % 256  # what the kernel keeps of it, as for sys.exit()
+        if status != value:
+            import logging
+
+            logging.getLogger("graceful").warning(
+                "exit code %d is not an exit status (0 to 255): the process exits with %d"
+                " (%d modulo 256), as sys.exit(%d) would. Use a code from 0 to 255",
+                value,
+                status,
+                value,
+                value,
+            )
+        return status
     sys.stderr.write(f"{value}\n")
     sys.stderr.flush()
     return EXIT_FAILURE

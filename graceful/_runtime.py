@@ -671,8 +671,11 @@ def request_shutdown(exit_code: int = 0, reason: str = "requested") -> None:
 
     Safe to call from any thread. Raises :class:`NotRunningError` outside ``run()``.
     """
-    if isinstance(exit_code, bool) or not isinstance(exit_code, int):
-        raise UsageError(f"request_shutdown(exit_code=...) must be an int, got {exit_code!r}")
+    if isinstance(exit_code, bool) or not isinstance(exit_code, int) or not 0 <= exit_code <= 255:
+        raise UsageError(
+            f"request_shutdown(exit_code=...) must be an exit status from 0 to 255, got"
+            f" {exit_code!r}"
+        )
     run = _require_run("request_shutdown()")
     loop = run.loop
     if loop is None or _in_loop_thread(loop):

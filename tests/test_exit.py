@@ -112,3 +112,10 @@ def test_out_of_descriptors_the_sequence_and_its_hooks_still_run(
     assert code == 0, app.stderr
     assert app.events() == ["hook saved"]
     assert "hooks ok 1 ['save_state']" in app.stderr
+
+
+def test_an_exit_code_above_255_is_mapped_and_the_summary_says_so(launch: Launcher) -> None:
+    app = launch.graceful("exits:returns_300")
+    assert app.wait() == 44
+    assert "exit code 300 is not an exit status (0 to 255): the process exits with 44" in app.stderr
+    assert app.stderr.rstrip().splitlines()[-1].endswith("exit code 44")

@@ -56,3 +56,8 @@ async def unflushed_file() -> None:
     _unflushed.write("written before the stop\n")
     ready()
     await asyncio.Event().wait()
+
+
+async def returns_300() -> int:
+    """An exit code the kernel cannot keep whole."""
+    return 300
