@@ -120,3 +120,9 @@ def test_script_using_run_handles_sigterm_and_restores_handlers(launch: Launcher
     app.expect("ready")
     assert stop(app) == 0
     assert app.events() == ["hook saved", "handlers restored True", "run returned 0"]
+
+
+@pytest.mark.parametrize("code", [300, -1, True, "1"])
+def test_request_shutdown_refuses_what_is_not_an_exit_status(code: object) -> None:
+    with pytest.raises(graceful.UsageError, match="from 0 to 255"):
+        graceful.request_shutdown(exit_code=code)  # type: ignore[arg-type]
