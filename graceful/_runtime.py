@@ -470,14 +470,16 @@ def execute(
         target: Main | None = None
         try:
             target = load()
-        except TargetError:
+        except TargetError as exc:
             # MODULE:ATTR is wrong: the app never started, so the hooks its import
             # registered do not run (a state-saving hook would save an empty state).
             take_hooks()
+            _did_not_start(exc)
             raise
         except Exception as exc:  # the app's own import failed
             run.load_error = exc
             log.error("the app failed to start", exc_info=exc)
+            _did_not_start(exc)
         except SystemExit as exc:
             run.load_error = exc
         else:
@@ -510,6 +512,14 @@ def execute(
             if run.sequence_done:
                 run.guard.ignore_from_now_on()
             run.let_the_app_go()
+
+
+def _did_not_start(error: BaseException) -> None:
+    """A worker of ``--workers`` tells its parent that restarting it is useless."""
+    if "GRACEFUL_NO_START_FILE" in os.environ:
+        from ._workers import tell_the_parent_it_did_not_start
+
+        tell_the_parent_it_did_not_start(exit_code_of(error))
 
 
 def _warn_if_hooks_do_not_fit(config: Config) -> None:

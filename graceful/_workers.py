@@ -22,13 +22,20 @@ see ``GRACEFUL_WORKER_ID`` (0 to N-1) in their environment.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 
 from ._config import MIN_GRACE, Config
 from ._deadline import KILL_RESERVE, safety_margin
-from ._runtime import wait_for_shutdown
+from ._managed import FINAL, Managed, ProcessState
+from ._runtime import request_shutdown, wait_for_shutdown
 from ._supervisor import Supervisor
+
+NO_START_FILE = "GRACEFUL_NO_START_FILE"
+"""Set in a worker's environment: where it writes its exit code if its app cannot be
+loaded (read by ``tell_the_parent_it_did_not_start``)."""
 
 log = logging.getLogger("graceful")
 
@@ -37,6 +44,17 @@ log = logging.getLogger("graceful")
 _PASSED_ON = ("loop", "log_level", "task_errors", "readiness", "liveness_max_lag")
 # Options the workers must not read from the environment they inherit (empty = unset).
 _PARENT_ONLY = {"GRACEFUL_WORKERS": "", "GRACEFUL_HEALTH_PORT": ""}
+
+
+def tell_the_parent_it_did_not_start(code: int) -> None:
+    """In a worker: its app could not be loaded; the parent stops instead of restarting."""
+    path = os.environ.get(NO_START_FILE)
+    if path:
+        try:
+            with open(path, "w") as f:
+                f.write(f"{code}\n")
+        except OSError:
+            pass
 
 
 def worker_grace(config: Config) -> float:
@@ -63,17 +81,50 @@ def make_main(config: Config, spec: str, app_args: Sequence[str]) -> Callable[[]
     argv = worker_argv(config, spec, app_args)
 
     async def workers() -> None:
-        async with Supervisor() as sup:
-            for i in range(config.workers):
-                sup.start(
-                    argv,
-                    name=f"worker-{i}",
-                    env={"GRACEFUL_WORKER_ID": str(i), **_PARENT_ONLY},
-                    output="inherit",
-                    essential=True,
-                    rolling_restart=True,
+        # A worker whose app cannot be loaded (a wrong MODULE:ATTR, an import that
+        # raises) writes its exit code to this file before it exits: restarting it
+        # would only fail again, so the parent stops at once with that code instead.
+        no_start = tempfile.NamedTemporaryFile(prefix="graceful-workers-", delete=False)
+        no_start.close()
+        os.truncate(no_start.name, 0)
+
+        def did_not_start(managed: Managed, state: ProcessState) -> None:
+            if state != ProcessState.BACKING_OFF and state not in FINAL:
+                return
+            try:
+                written = open(no_start.name).read().split()
+            except OSError:
+                return
+            if written:
+                code = int(written[0])
+                log.error(
+                    "%s could not load %s (exit code %d): stopping instead of restarting it."
+                    " Fix the app; its own lines above say what failed",
+                    managed.name,
+                    spec,
+                    code,
                 )
-            log.info("%d workers of %s starting", config.workers, spec)
-            await wait_for_shutdown()
+                request_shutdown(code, f"{managed.name} could not load the app")
+
+        try:
+            async with Supervisor() as sup:
+                for i in range(config.workers):
+                    sup.start(
+                        argv,
+                        name=f"worker-{i}",
+                        env={
+                            "GRACEFUL_WORKER_ID": str(i),
+                            NO_START_FILE: no_start.name,
+                            **_PARENT_ONLY,
+                        },
+                        output="inherit",
+                        essential=True,
+                        rolling_restart=True,
+                        on_state=did_not_start,
+                    )
+                log.info("%d workers of %s starting", config.workers, spec)
+                await wait_for_shutdown()
+        finally:
+            os.unlink(no_start.name)
 
     return workers

@@ -168,3 +168,16 @@ def test_a_train_of_sigterms_leaves_the_parents_clean_exit_code(launch: Launcher
     listening(app, 2)
     assert sigterm_train(app, app.proc.pid) == 0, app.stderr
     assert summary(app.stderr).endswith("exit code 0")
+
+
+def test_workers_that_cannot_load_the_app_are_not_restarted(launch: Launcher) -> None:
+    wrong = launch.graceful("--workers", "2", "nosuchmod:main")
+    assert wrong.wait() == 2  # the workers' own code for a wrong MODULE:ATTR
+    assert "could not load nosuchmod:main (exit code 2): stopping instead of restarting" in (
+        wrong.stderr
+    )
+    assert "restarting" not in wrong.stderr.replace("instead of restarting", "")
+    broken = launch.graceful("--workers", "2", "broken_import:main")
+    assert broken.wait() == 1
+    assert "could not load broken_import:main (exit code 1)" in broken.stderr
+    assert broken.stderr.count("ERROR: the app failed to start") <= 2  # no restarts
