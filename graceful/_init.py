@@ -60,6 +60,7 @@ WAITED = FORWARDED | {signal.SIGCHLD}
 _WAITED_NUMBERS = frozenset(int(s) for s in WAITED)
 _STOP = (signal.SIGTERM, signal.SIGINT)
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_PDEATHSIG = 1
 
 EXIT_NOT_FOUND = 127
 EXIT_NOT_EXECUTABLE = 126
@@ -82,8 +83,11 @@ def start(
         _become_subreaper()
     previous: set[int] | set[signal.Signals] = signal.pthread_sigmask(signal.SIG_BLOCK, WAITED)
     tty = _foreground_tty()
+    init = os.getpid()
     app = os.fork()
     if app == 0:
+        if not pid1:
+            _die_with(init, command is None)
         _enter_app(previous, tty, command, blocked, inherited)
         return
     # The terminal stops a background process that reads from it or (with stty
@@ -107,6 +111,23 @@ def _become_subreaper() -> None:
             f"graceful: warning: could not become a child subreaper ({os.strerror(err)});"
             " orphans will go to the system's init instead"
         )
+
+
+def _die_with(init: int, graceful_app: bool) -> None:
+    """In the child of an init that is not PID 1: end when the init dies.
+
+    As PID 1 the kernel kills the whole namespace with it; as a subreaper nothing
+    would, and a SIGKILLed init (the OOM killer, ``timeout -s KILL``) left the app
+    running, reparented, still restarting its children. A graceful app gets SIGTERM
+    and runs its sequence, bounded by its own deadline; a command gets SIGKILL, as
+    nothing bounds its stop.
+    """
+    import ctypes  # loaded already: _become_subreaper() used it before the fork
+
+    sig = signal.SIGTERM if graceful_app else signal.SIGKILL
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0 and os.getppid() != init:
+        os.kill(os.getpid(), sig)  # the init died before the prctl: pending until unblocked
 
 
 def _foreground_tty() -> int | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import APPS, App, Launcher, poll_until, proc_stat, stop
+from .conftest import APPS, App, Launcher, gone, poll_until, proc_stat, stop
 
 # --kill-child: if a test kills unshare, the whole namespace goes with it.
 UNSHARE = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
@@ -184,6 +184,24 @@ def test_subreaper_reaps_the_apps_orphans(launch: Launcher) -> None:
     assert poll_until(lambda: all(not Path(f"/proc/{p}").exists() for p in orphans), 30)
     assert zombies_of(init) == 0
     assert stop(app) == 0
+
+
+@pytest.mark.parametrize("what", ["app", "command"])
+def test_when_the_subreaper_init_is_killed_the_app_goes_with_it(
+    launch: Launcher, what: str
+) -> None:
+    if what == "app":
+        app = launch.graceful("--init", "on", "--grace", "3", "idle:main")
+    else:
+        app = launch.graceful("--init", "on", "--", sys.executable, "-c", TRAPS_TERM)
+    app.expect("ready")
+    init = app.proc.pid
+    child = int(Path(f"/proc/{init}/task/{init}/children").read_text().split()[0])
+    app.proc.send_signal(signal.SIGKILL)  # the OOM killer, timeout -s KILL
+    app.wait()
+    assert poll_until(lambda: gone(child), 20), f"pid {child} outlived its init"
+    if what == "app":  # it was told with SIGTERM: its sequence and hooks ran
+        assert "hook registered_first" in app.events()
 
 
 def test_ctrl_c_at_a_terminal_is_seen_once(launch: Launcher, tmp_path: Path) -> None:
