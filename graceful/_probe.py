@@ -11,6 +11,7 @@ answer is one status line and a small body that is shown as it came.
 from __future__ import annotations
 
 import _socket
+import time
 
 from ._config import check, source_example
 from ._errors import UsageError
@@ -37,6 +38,8 @@ usage. For Kubernetes exec probes and Docker HEALTHCHECK in images without curl.
 PATHS = {"ready": "/readyz", "live": "/livez"}
 DEFAULT_TIMEOUT = 2.0
 MAX_ANSWER = 65536
+SHOWN = 200
+"""At most this many characters of a body are shown (a non-graceful server's page)."""
 WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
@@ -127,7 +130,12 @@ def _parse(args: Sequence[str], env: Mapping[str, str]) -> tuple[str, str, int, 
 
 
 def _get(host: str, port: int, path: str, timeout: float) -> tuple[int, str, str]:
-    """GET ``path``: (status, reason, body). Raises _Unreachable with why."""
+    """GET ``path``: (status, reason, body). Raises _Unreachable with why.
+
+    ``timeout`` bounds the whole exchange (connecting, sending, reading), not each
+    call: a server that answers a byte at a time cannot hold the probe longer.
+    """
+    end = time.monotonic() + timeout
     try:
         # A str host is encoded with the IDNA codec, whose import costs ~2 ms; ASCII
         # bytes are taken as they are (a non-ASCII name still goes through IDNA).
@@ -139,7 +147,7 @@ def _get(host: str, port: int, path: str, timeout: float) -> tuple[int, str, str
     for family, kind, proto, _name, address in infos:
         sock = _socket.socket(family, kind, proto)
         try:
-            sock.settimeout(timeout)
+            sock.settimeout(_left(end, timeout))
             sock.connect(address)
         except TimeoutError:
             sock.close()
@@ -150,14 +158,21 @@ def _get(host: str, port: int, path: str, timeout: float) -> tuple[int, str, str
             problem = (exc.strerror or str(exc)).lower()
             continue
         try:
-            return _exchange(sock, host, port, path, timeout)
+            return _exchange(sock, host, port, path, timeout, end)
         finally:
             sock.close()
     raise _Unreachable(problem)
 
 
+def _left(end: float, timeout: float) -> float:
+    left = end - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    return left
+
+
 def _exchange(
-    sock: _socket.socket, host: str, port: int, path: str, timeout: float
+    sock: _socket.socket, host: str, port: int, path: str, timeout: float, end: float
 ) -> tuple[int, str, str]:
     name = f"[{host}]" if ":" in host else host
     request = (
@@ -165,24 +180,58 @@ def _exchange(
         "Connection: close\r\n\r\n"
     )
     answer = b""
+    length: int | None = None  # the body's Content-Length, once the head is complete
+    complete = False
     try:
+        sock.settimeout(_left(end, timeout))
         sock.sendall(request.encode())
         while len(answer) < MAX_ANSWER:
+            sock.settimeout(_left(end, timeout))
             chunk = sock.recv(MAX_ANSWER)
             if not chunk:
+                complete = b"\r\n\r\n" in answer and length is None
                 break
             answer += chunk
+            head, sep, body = answer.partition(b"\r\n\r\n")
+            if sep and length is None:
+                length = _content_length(head)
+            if sep and length is not None and len(body) >= length:
+                complete = True  # read to its length: no need to wait for the close
+                break
     except TimeoutError:
         if not answer:
             raise _Unreachable(f"no answer within {timeout:g} s") from None
     except OSError as exc:
         if not answer:
             raise _Unreachable(f"connection lost ({(exc.strerror or str(exc)).lower()})") from None
-    head, _sep, body = answer.partition(b"\r\n\r\n")
+    head, sep, body = answer.partition(b"\r\n\r\n")
     status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
     version, _s, rest = status_line.partition(" ")
     code, _s, reason = rest.partition(" ")
     if not version.startswith("HTTP/") or not code.isdigit():
-        raise _Unreachable(f"the answer is not HTTP: {answer[:80]!r}")
+        raise _Unreachable(f"the answer is not HTTP: {_shown(answer[:80].decode('latin-1'))}")
+    if not complete:
+        raise _Unreachable(
+            f"incomplete answer within {timeout:g} s ({_shown(status_line)},"
+            f" {len(answer)} bytes): a complete status line, headers and body count"
+        )
+    if length is not None:
+        body = body[:length]
     text = body.decode("utf-8", "replace").strip().replace("\n", " ")
-    return int(code), reason, text[:500]
+    if len(text) > SHOWN:
+        text = text[:SHOWN] + "..."
+    return int(code), _shown(reason), _shown(text)
+
+
+def _content_length(head: bytes) -> int | None:
+    for line in head.split(b"\r\n")[1:]:
+        field, _sep, value = line.partition(b":")
+        if field.strip().lower() == b"content-length" and value.strip().isdigit():
+            return int(value.strip())
+    return None
+
+
+def _shown(text: str) -> str:
+    """``text`` safe for a terminal or an event log: control characters (escape
+    sequences, carriage returns, bells) are shown escaped, never sent as they are."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 
 import pytest
 
@@ -140,7 +142,91 @@ def test_an_answer_that_is_not_http_exits_1() -> None:
         result = probe("live", "--port", str(port))
         thread.join(30)
     assert result.returncode == 1
-    assert "the answer is not HTTP: b'SSH-2.0-OpenSSH" in result.stderr
+    assert "the answer is not HTTP: SSH-2.0-OpenSSH\\r\\n" in result.stderr
+
+
+class Server:
+    """A one-shot server that answers the probe with ``reply`` (a callable given the
+    connection), for answers no health server gives: trickled, cut, kept open."""
+
+    def __init__(self, reply: Callable[[socket.socket], None]) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        self.done = threading.Event()
+
+        def serve() -> None:
+            conn, _ = self.sock.accept()
+            with conn:
+                conn.recv(1024)
+                try:
+                    reply(conn)
+                except OSError:
+                    pass
+                self.done.wait(30)  # hold the connection until the test is over
+
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.done.set()
+        self.thread.join(30)
+        self.sock.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("trickled", "incomplete answer within 0.5 s (HTTP/1.1"),
+        ("truncated", "incomplete answer within 0.5 s (HTTP/1.1 200, 12 bytes)"),
+    ],
+)
+def test_only_a_whole_answer_within_the_timeout_counts(name: str, message: str) -> None:
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n" + b"x" * 40
+
+    def trickled(conn: socket.socket) -> None:
+        for byte in answer:  # 0.05 s a byte: about 4 s in all, the timeout is 0.5 s
+            conn.sendall(bytes([byte]))
+            time.sleep(0.05)
+
+    def truncated(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200")
+        conn.shutdown(socket.SHUT_WR)
+
+    server = Server(trickled if name == "trickled" else truncated)
+    try:
+        result = probe("ready", "--port", str(server.port), "--timeout", "0.5")
+    finally:
+        server.close()
+    assert result.returncode == 1
+    assert message in result.stderr, result.stderr
+
+
+def test_a_whole_answer_on_a_kept_open_connection_is_read_to_its_length() -> None:
+    server = Server(lambda conn: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+    try:
+        result = subprocess.run(  # the server keeps the connection: not waited for
+            [sys.executable, "-m", "graceful", "probe", "ready", "--port", str(server.port),
+             "--timeout", "60"],
+            cwd=APPS, capture_output=True, text=True, timeout=20,
+        )  # fmt: skip
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "/readyz answered 200 OK: ok\n"
+
+
+def test_what_the_server_says_is_shown_escaped() -> None:
+    hostile = b"HTTP/1.1 503 \x1b]0;owned\x07\rOK\r\nContent-Length: 5\r\n\r\n\x1b[2Jx"
+    server = Server(lambda conn: conn.sendall(hostile))
+    try:
+        result = probe("ready", "--port", str(server.port))
+    finally:
+        server.close()
+    assert result.returncode == 1
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+    assert "\\x1b]0;owned\\x07\\rOK: \\x1b[2Jx" in result.stderr
 
 
 @pytest.mark.parametrize(
