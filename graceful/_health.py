@@ -16,8 +16,9 @@ h11 enforces a bound on how much of an incomplete request it buffers.
 One request per connection: every response says ``Connection: close``. Probes open a
 connection per probe anyway, and it bounds a connection's life to reading one request
 head (``HEADER_TIMEOUT``), the readiness checks (their own timeouts) and a short
-lingering close. At most ``MAX_CONNECTIONS`` are open; a new one evicts the oldest, so
-a flood of idle connections cannot lock the kubelet out.
+lingering close. At most ``MAX_CONNECTIONS`` are open; a new one evicts one already
+answered, else the oldest that has not sent a whole request, never one being answered,
+so a flood of idle connections cannot lock the kubelet out.
 
 Readiness checks run on the app's loop (``_checks``), concurrently, each bounded by
 its timeout. One run at a time: requests arriving meanwhile share its results, so a
@@ -58,6 +59,8 @@ LINGER_TIMEOUT = 1.0
 BACKLOG = 128
 ACCEPT_PAUSE = 0.1
 """Out of file descriptors: stop accepting this long instead of spinning."""
+ACCEPT_LOG_EVERY = 10.0
+"""...and say so at most once in this many seconds, with the count."""
 
 READING, CHECKING, LINGERING = "reading", "checking", "lingering"
 PATHS = (b"/livez", b"/readyz")
@@ -139,6 +142,8 @@ class HealthServer:
         self._run: CheckRun | None = None
         self._failing: set[str] = set()  # checks failing at their last run (see CheckRun)
         self._accept_paused_until: float | None = None
+        self._accept_logged_at = -ACCEPT_LOG_EVERY  # the first failure is logged at once
+        self._accept_failures = 0
         self._sel = selectors.DefaultSelector()
         self._conns: dict[int, _Conn] = {}  # by fd, oldest first
         self._thread = threading.Thread(target=self._serve, name="graceful-health", daemon=True)
@@ -224,19 +229,50 @@ class HealthServer:
             return
         except OSError as exc:
             if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                log.warning("health server: cannot accept (%s); pausing", exc.strerror)
+                # Free a descriptor for the next probe by dropping a connection that has
+                # not asked anything yet, pause, and say so at most every ACCEPT_LOG_EVERY.
+                victim = self._evictable()
+                if victim is not None:
+                    self._drop(victim)
+                self._accept_failures += 1
+                now = time.monotonic()
+                if now >= self._accept_logged_at + ACCEPT_LOG_EVERY:
+                    log.warning(
+                        "health server: cannot accept (%s; %d time(s) since the last"
+                        " line); pausing %g s each time, dropping idle connections",
+                        exc.strerror,
+                        self._accept_failures,
+                        ACCEPT_PAUSE,
+                    )
+                    self._accept_logged_at, self._accept_failures = now, 0
                 self._sel.unregister(self._listener)
-                self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
+                self._accept_paused_until = now + ACCEPT_PAUSE
             return  # ECONNABORTED and the like: that client is gone
         sock.setblocking(False)
         if len(self._conns) >= MAX_CONNECTIONS:
-            self._drop(next(iter(self._conns.values())))
+            victim = self._evictable()
+            if victim is None:  # every slot is answering a request: refuse this one
+                sock.close()
+                return
+            self._drop(victim)
         conn = _Conn(sock, time.monotonic() + HEADER_TIMEOUT)
         self._conns[sock.fileno()] = conn
         self._sel.register(sock, selectors.EVENT_READ, conn)
         # The request usually arrives with the connection: read it now, which saves
         # a round through select (and a wait for the GIL when the loop is busy).
         self._readable(conn)
+
+    def _evictable(self) -> _Conn | None:
+        """The connection to drop for a new one: one already answered (lingering),
+        else the oldest that has not sent a whole request; never one being answered
+        (a kubelet waiting for its readiness checks)."""
+        reading = None
+        for conn in self._conns.values():  # oldest first
+            if conn.state == LINGERING:
+                return conn
+            if conn.state == READING and reading is None:
+                reading = conn
+        return reading
 
     def _readable(self, conn: _Conn) -> None:
         try:
@@ -278,7 +314,8 @@ class HealthServer:
     def _request(self, conn: _Conn, request: h11.Request) -> None:
         conn.head = request.method == b"HEAD"
         conn.read_all = _read_all(conn)
-        path = request.target.split(b"?", 1)[0]
+        path, _sep, query = request.target.partition(b"?")
+        conn.verbose = b"verbose" in (part.split(b"=", 1)[0] for part in query.split(b"&"))
         if path not in PATHS:
             self._respond(conn, 404, {"error": _ERRORS[404]})
         elif request.method not in (b"GET", b"HEAD"):
@@ -288,7 +325,7 @@ class HealthServer:
         else:
             answer = self._readyz()
             if answer is not None:
-                self._respond(conn, *answer)
+                self._respond(conn, *_brief(answer, conn.verbose))
             else:
                 self._wait_for_checks(conn)
 
@@ -303,9 +340,9 @@ class HealthServer:
                 run = conn.run
                 assert run is not None
                 if run.done:
-                    self._respond(conn, *self._checked(run))
+                    self._respond(conn, *_brief(self._checked(run), conn.verbose))
                 elif now >= conn.deadline:
-                    self._respond(conn, *_checks_late(run))
+                    self._respond(conn, *_brief(_checks_late(run), conn.verbose))
             elif now >= conn.deadline:
                 if conn.state == READING:
                     self._respond(conn, 408, {"error": _ERRORS[408]})
@@ -423,12 +460,13 @@ class HealthServer:
         run = self._run
         if run is not None and not run.done and time.monotonic() >= run.late_at:
             # The last run is overdue: the loop is blocked. Do not queue another behind it.
-            self._respond(conn, *_checks_late(run))
+            self._respond(conn, *_brief(_checks_late(run), conn.verbose))
             return
         if run is None or run.done:
             run = self._start_checks()
             if run is None:
-                self._respond(conn, 503, self._not_ready(["the event loop is not running"]))
+                answer = (503, self._not_ready(["the event loop is not running"]))
+                self._respond(conn, *_brief(answer, conn.verbose))
                 return
         conn.state, conn.run, conn.deadline = CHECKING, run, run.late_at
 
@@ -474,6 +512,14 @@ def _read_all(conn: _Conn) -> bool:
     return isinstance(event, h11.EndOfMessage) and not unread and conn.received <= MAX_REQUEST_HEAD
 
 
+def _brief(answer: tuple[int, Body], verbose: bool) -> tuple[int, Body]:
+    """``/readyz`` shows only its status unless asked ``?verbose`` (the Kubernetes API
+    server's convention): check names and exception texts are for the operator, not
+    for anyone who reaches the port. ``python -m graceful probe`` asks verbosely."""
+    status, body = answer
+    return answer if verbose else (status, {"status": body["status"]})
+
+
 def _checks_late(run: CheckRun) -> tuple[int, Body]:
     why = f"readiness checks not done after {run.wait:g} s: the event loop is blocked or busy"
     return 503, {"status": "not ready", "reasons": [why]}
@@ -500,6 +546,7 @@ class _Conn:
         "registered",
         "received",
         "read_all",
+        "verbose",
     )
 
     def __init__(self, sock: socket.socket, deadline: float) -> None:
@@ -512,3 +559,4 @@ class _Conn:
         self.registered = True
         self.received = 0
         self.read_all = False
+        self.verbose = False

@@ -36,6 +36,7 @@ usage. For Kubernetes exec probes and Docker HEALTHCHECK in images without curl.
 """
 
 PATHS = {"ready": "/readyz", "live": "/livez"}
+QUERY = {"ready": "?verbose", "live": ""}  # the reasons, for kubectl describe
 DEFAULT_TIMEOUT = 2.0
 MAX_ANSWER = 65536
 SHOWN = 200
@@ -52,7 +53,7 @@ def probe(args: Sequence[str], env: Mapping[str, str], out: TextIO, err: TextIO)
     path = PATHS[what]
     where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
     try:
-        status, reason, body = _get(host, port, path, timeout)
+        status, reason, body = _get(host, port, path + QUERY[what], timeout)
     except _Unreachable as exc:
         err.write(f"graceful probe: {path} unreachable at {where}: {exc}\n")
         return 1

@@ -94,7 +94,7 @@ def test_readyz_is_503_while_the_app_imports_then_200_once_main_runs(launch: Lau
     app = start(launch, "health_import:main")
     port = port_of(app)
     app.expect("importing")  # the import waits for a line on stdin: main has not started
-    answer = get(port, "/readyz")
+    answer = get(port, "/readyz?verbose")
     assert (answer.status, answer.body) == (
         503,
         {"status": "not ready", "reasons": ["main is not running"]},
@@ -109,7 +109,7 @@ def test_ready_while_main_runs_and_503_through_the_whole_stop(launch: Launcher) 
     app = start(launch, "health_app:main", env={"HOLD": "1"})
     port = port_of(app)
     app.expect("ready")
-    answer = get(port, "/readyz")
+    answer = get(port, "/readyz?verbose")
     assert (answer.status, answer.body) == (200, {"status": "ready"})
     assert answer.headers["content-type"] == "application/json"
     assert answer.headers["connection"] == "close"
@@ -119,7 +119,7 @@ def test_ready_while_main_runs_and_503_through_the_whole_stop(launch: Launcher) 
 
     app.send(signal.SIGTERM)
     app.expect("hook holding")  # phase 4: the shutdown is under way and held here
-    answer = get(port, "/readyz")
+    answer = get(port, "/readyz?verbose")
     assert (answer.status, answer.body) == (
         503,
         {"status": "stopping", "reasons": ["shutting down"]},
@@ -137,12 +137,12 @@ def test_readiness_drops_at_the_signal_even_while_the_loop_is_blocked(launch: La
     app = start(launch, "health_app:blocks", "--liveness-max-lag", "60")
     port = port_of(app)
     app.expect("ready")  # main now blocks the loop thread in time.sleep
-    assert get(port, "/readyz").status == 200  # blocked, but not for 60 s: still ready
+    assert get(port, "/readyz?verbose").status == 200  # blocked, but not for 60 s: still ready
     app.send(signal.SIGTERM)
     # The loop thread cannot run a phase before $OUT/release exists, so a 503 now comes
     # from the signal handler alone. Only /readyz shows when the handler has run: poll it.
-    assert poll_until(lambda: get(port, "/readyz").status == 503, 20)
-    assert get(port, "/readyz").body["status"] == "stopping"
+    assert poll_until(lambda: get(port, "/readyz?verbose").status == 503, 20)
+    assert get(port, "/readyz?verbose").body["status"] == "stopping"
     assert get(port, "/livez").status == 200
     (app.out / "release").write_text("")
     assert app.wait() == 0
@@ -153,19 +153,19 @@ def test_manual_readiness_and_set_ready_false(launch: Launcher) -> None:
     app = start(launch, "health_app:toggles", "--readiness", "manual")
     port = port_of(app)
     app.expect("ready")
-    answer = get(port, "/readyz")
+    answer = get(port, "/readyz?verbose")
     assert answer.status == 503
     assert answer.body["reasons"] == ["waiting for set_ready() (--readiness manual)"]
     app.send(signal.SIGUSR1)
     app.expect("set_ready(True)")
-    assert get(port, "/readyz").status == 200
+    assert get(port, "/readyz?verbose").status == 200
     app.send(signal.SIGUSR2)
     app.expect("set_ready(False)")
-    answer = get(port, "/readyz")
+    answer = get(port, "/readyz?verbose")
     assert (answer.status, answer.body["reasons"]) == (503, ["set_ready(False) was called"])
     app.send(signal.SIGUSR1)
     app.expect("set_ready(True)")
-    assert get(port, "/readyz").status == 200
+    assert get(port, "/readyz?verbose").status == 200
     assert stop(app) == 0
 
 
@@ -173,10 +173,31 @@ def test_set_ready_false_in_auto_mode(launch: Launcher) -> None:
     app = start(launch, "health_app:toggles")
     port = port_of(app)
     app.expect("ready")
-    assert get(port, "/readyz").status == 200
+    assert get(port, "/readyz?verbose").status == 200
     app.send(signal.SIGUSR2)
     app.expect("set_ready(False)")
-    assert get(port, "/readyz").status == 503
+    assert get(port, "/readyz?verbose").status == 503
+    assert stop(app) == 0
+
+
+def test_a_flood_of_idle_connections_never_drops_a_probe_being_answered(
+    launch: Launcher,
+) -> None:
+    app = start(launch, "health_checks:main")
+    port = port_of(app)
+    app.expect("ready")
+    (app.out / "database").write_text("slow")  # 0.4 s: the probe waits for it
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as probe:
+        probe.sendall(b"GET /readyz HTTP/1.1\r\nHost: test\r\n\r\n")
+        # Accepted first (it connected first) and read with its connection: the checks
+        # run for it while three tables' worth of idle connections arrive.
+        flood = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(200)]
+        try:
+            answer = read_all(probe)
+        finally:
+            for each in flood:
+                each.close()
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
     assert stop(app) == 0
 
 
@@ -185,14 +206,14 @@ def test_readiness_checks_by_name(launch: Launcher) -> None:
     port = port_of(app)
     app.expect("ready")
     database = app.out / "database"
-    answer = get(port, "/readyz")
+    answer = get(port, "/readyz?verbose")
     assert (answer.status, answer.body) == (
         200,
         {"status": "ready", "checks": {"database": "ok", "cache": "ok"}},
     )
 
     database.write_text("fail")
-    answer = get(port, "/readyz")
+    answer = get(port, "/readyz?verbose")
     assert answer.status == 503
     assert answer.body == {
         "status": "not ready",
@@ -200,18 +221,19 @@ def test_readiness_checks_by_name(launch: Launcher) -> None:
         "checks": {"database": "failed: ConnectionRefusedError", "cache": "ok"},
     }
     assert b"hunter2" not in answer.raw and b"Traceback" not in answer.raw
+    assert get(port, "/readyz").body == {"status": "not ready"}  # details only if asked
     app.expect_log("readiness check 'database' failed: ConnectionRefusedError")
     app.expect_log("ConnectionRefusedError: database down")  # the traceback: in the log only
 
     database.write_text("false")
-    assert get(port, "/readyz").body["checks"]["database"] == "failed: returned False"
+    assert get(port, "/readyz?verbose").body["checks"]["database"] == "failed: returned False"
     database.write_text("hang")
-    answer = get(port, "/readyz")
+    answer = get(port, "/readyz?verbose")
     assert answer.status == 503
     assert answer.body["checks"] == {"database": "timed out after 0.5 s", "cache": "ok"}
 
     database.write_text("ok")
-    assert get(port, "/readyz").status == 200
+    assert get(port, "/readyz?verbose").status == 200
     app.expect_log("readiness check 'database' passes again")
     assert app.stderr.count("readiness check 'database' failed") == 1  # once per failing stretch
     assert stop(app) == 0
@@ -226,12 +248,12 @@ def test_drain_delay_keeps_main_serving_while_readyz_fails(launch: Launcher) -> 
     port = port_of(app)
     app.expect("serving ")
     app_port = int(app.stdout[-1].split()[1])
-    assert get(port, "/readyz").status == 200
+    assert get(port, "/readyz?verbose").status == 200
     assert ask(app_port) == "served, sequence not started"
 
     app.send(signal.SIGTERM)
     app.expect_log("draining for 5 s")
-    answer = get(port, "/readyz")
+    answer = get(port, "/readyz?verbose")
     assert (answer.status, answer.body["status"]) == (503, "stopping")
     assert get(port, "/livez").status == 200
     assert ask(app_port) == "served, sequence not started"  # main still serves
@@ -250,9 +272,9 @@ def test_drain_delay_runs_out_and_the_stop_ends_inside_the_grace(launch: Launche
     app.expect("ready")
     app.send(signal.SIGTERM)
     app.expect_log("draining for 0.5 s")
-    assert get(port, "/readyz").status == 503
+    assert get(port, "/readyz?verbose").status == 503
     app.expect("hook holding")  # the delay ran out, the sequence reached phase 4
-    assert get(port, "/readyz").status == 503  # still answered, still failing
+    assert get(port, "/readyz?verbose").status == 503  # still answered, still failing
     app.send(signal.SIGUSR1)
     assert app.wait() == 0
     assert 0.5 <= app.elapsed() < grace
@@ -272,7 +294,7 @@ def test_head_query_strings_wrong_paths_and_methods(launch: Launcher) -> None:
     app = start(launch, "health_app:main")
     port = port_of(app)
     app.expect("ready")
-    full = get(port, "/readyz")
+    full = get(port, "/readyz?verbose")
     head = get(port, "/readyz", "HEAD")
     assert (head.status, head.raw) == (200, b"")
     assert head.headers["content-length"] == full.headers["content-length"]
@@ -346,7 +368,7 @@ def test_blocked_loop_fails_livez_and_the_log_names_the_coroutine(launch: Launch
     assert answer.body["loop_lag_s"] > 0.3
     assert answer.body["max_lag_s"] == 0.3
     assert b"stuck_in_sleep" not in answer.raw  # stacks go to the log only
-    ready = get(port, "/readyz")
+    ready = get(port, "/readyz?verbose")
     assert ready.status == 503 and ready.body["reasons"][0].startswith("event loop blocked for")
 
     (app.out / "release").write_text("")
@@ -354,7 +376,7 @@ def test_blocked_loop_fails_livez_and_the_log_names_the_coroutine(launch: Launch
     recovered = app.expect_log("event loop responsive again; it was blocked for")
     assert "INFO" in recovered
     assert get(port, "/livez").status == 200
-    assert get(port, "/readyz").status == 200
+    assert get(port, "/readyz?verbose").status == 200
     assert stop(app) == 0
     assert app.stderr.count("event loop blocked for") == 1  # one WARNING per episode
 
@@ -447,7 +469,7 @@ def test_abuse_cannot_stall_the_loop_or_the_stop(launch: Launcher, abuse: str) -
     held = ABUSE[abuse](port)
     try:
         assert get(port, "/livez").status == 200  # the kubelet still gets through
-        assert get(port, "/readyz").status == 200
+        assert get(port, "/readyz?verbose").status == 200
         assert poll_until(lambda: ticks(app) > before, 20)  # its timer kept firing
         assert stop(app) == 0, app.stderr  # with the abusive connections still open
         assert app.elapsed() < grace, app.stderr
@@ -513,7 +535,7 @@ def test_env_variables_configure_the_server(launch: Launcher) -> None:
     )
     port = port_of(app)
     app.expect("ready")
-    assert get(port, "/readyz").status == 200
+    assert get(port, "/readyz?verbose").status == 200
     assert stop(app) == 0
 
 
@@ -593,12 +615,12 @@ def test_stop_as_pid1_serves_503_until_the_exit(launch: Launcher) -> None:
     )
     port = port_of(app)  # the namespace has its own pids, not its own network
     app.expect("ready")
-    assert get(port, "/readyz").status == 200
+    assert get(port, "/readyz?verbose").status == 200
     init = init_pid(app)
     os.kill(init, signal.SIGTERM)
     app.signalled_at = time.monotonic()
     app.expect("hook holding")
-    answer = get(port, "/readyz")
+    answer = get(port, "/readyz?verbose")
     assert (answer.status, answer.body["status"]) == (503, "stopping")
     assert get(port, "/livez").status == 200
     os.kill(init, signal.SIGUSR1)  # forwarded by the init: the hook lets the stop finish

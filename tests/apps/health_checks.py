@@ -1,5 +1,5 @@
 """An app with readiness checks; $OUT/database says how the database check behaves:
-ok (or absent), fail, false, hang."""
+ok (or absent), fail, false, hang, slow."""
 
 import asyncio
 import os
@@ -20,6 +20,8 @@ async def database() -> bool:
         raise ConnectionRefusedError("database down at db://admin:hunter2@db")
     if mode == "hang":
         await asyncio.Event().wait()
+    if mode == "slow":  # within its timeout
+        await asyncio.sleep(0.4)
     return mode != "false"
 
 
