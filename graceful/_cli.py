@@ -68,6 +68,9 @@ options (flags win over the environment variables):
                          each with its own loop and hooks; crashed ones are
                          restarted, SIGHUP replaces them one at a time, all stop
                          within one --grace [GRACEFUL_WORKERS, default 0: none]
+  --stop-signal SIGNAL   another signal that starts the same stop as SIGTERM (a
+                         container's STOPSIGNAL), e.g. SIGQUIT; repeat it or give
+                         a comma-separated list [GRACEFUL_STOP_SIGNAL, default none]
   --version              print the version and exit
   -h, --help             print this help and exit
 
@@ -78,6 +81,9 @@ With -- COMMAND: the command's code, 128+N if signal N killed it, 127 not found,
 """
 
 FLAGS = {flag: name for name, (flag, _var) in SOURCES.items()}
+
+
+REPEATABLE = {"stop_signals"}
 
 
 def parse(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
@@ -96,7 +102,10 @@ def parse(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
             if i == len(argv):
                 raise UsageError(f"{flag} needs a value; see python -m graceful --help")
             value = argv[i]
-        flags[FLAGS[flag]] = value
+        name = FLAGS[flag]
+        if name in REPEATABLE and name in flags:  # --stop-signal A --stop-signal B
+            value = f"{flags[name]},{value}"
+        flags[name] = value
         i += 1
     return flags, list(argv[i:])
 
@@ -199,6 +208,10 @@ def main(
     try:
         flags, rest = parse(args)
         config = Config.from_sources(flags, os.environ)
+        if config.stop_signals:  # held until graceful's handler is in, as SIGTERM is
+            extra = frozenset(signal.Signals(s) for s in config.stop_signals)
+            signal.pthread_sigmask(signal.SIG_BLOCK, extra)
+            blocked = blocked | extra
         if rest[:1] == ["--"]:
             command = rest[1:]
             if not command:

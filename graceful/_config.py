@@ -54,6 +54,7 @@ SOURCES = {
     "readiness": ("--readiness", "GRACEFUL_READINESS"),
     "liveness_max_lag": ("--liveness-max-lag", "GRACEFUL_LIVENESS_MAX_LAG"),
     "workers": ("--workers", "GRACEFUL_WORKERS"),
+    "stop_signals": ("--stop-signal", "GRACEFUL_STOP_SIGNAL"),
 }
 
 
@@ -76,6 +77,7 @@ class Config:
         "readiness",
         "liveness_max_lag",
         "workers",
+        "stop_signals",
         "handle_signals",
         "sources",
     )
@@ -95,6 +97,7 @@ class Config:
         readiness: str = "auto",
         liveness_max_lag: float = 5.0,
         workers: int = 0,
+        stop_signals: Any = (),
         sources: Mapping[str, str] | None = None,
     ) -> None:
         self.sources: dict[str, str] = dict(sources or {})
@@ -121,8 +124,16 @@ class Config:
         """``/livez`` fails while the event loop is late by more than this."""
         self.workers: int = self._check("workers", workers)
         """Run this many copies of the app as supervised processes (0: run it here)."""
+        self.stop_signals: tuple[int, ...] = self._check("stop_signals", stop_signals)
+        """Signals that start the sequence as SIGTERM does, besides SIGTERM and SIGINT
+        (a container's ``STOPSIGNAL``, Kubernetes' ``lifecycle.stopSignal``)."""
         self.handle_signals = bool(handle_signals)
         """Install SIGTERM/SIGINT handlers (only possible in the main thread)."""
+        if self.workers and 1 in self.stop_signals:  # SIGHUP
+            raise UsageError(
+                f"{self.spelling('workers')} uses SIGHUP for a rolling restart of the workers;"
+                f" drop SIGHUP from {self.spelling('stop_signals')}"
+            )
         if self.drain_delay > self.grace / 2:
             raise UsageError(
                 f"{self.spelling('drain_delay')} {self.drain_delay:g} s leaves less than half of"
@@ -168,6 +179,8 @@ def check(name: str, value: Any, source: str) -> Any:
         return _port(source, value)
     if name == "workers":
         return _count(source, value, MAX_WORKERS, "4")
+    if name == "stop_signals":
+        return _signals(source, value)
     if name == "health_host":
         if not isinstance(value, str) or not value.strip():
             raise UsageError(
@@ -215,6 +228,44 @@ def _seconds(
             f" use e.g. {source_example(source, example)}"
         )
     return seconds
+
+
+# Signals a stop may not be made of: uncatchable, the child-status signal, the
+# faults the kernel raises in a thread, and the terminal's job control.
+_NOT_STOP_SIGNALS = {"SIGKILL", "SIGSTOP", "SIGCHLD", "SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL",
+                     "SIGTRAP", "SIGSYS", "SIGABRT", "SIGTTIN", "SIGTTOU", "SIGTSTP", "SIGCONT",
+                     "SIGPIPE"}  # fmt: skip
+
+
+def _signals(source: str, value: Any) -> tuple[int, ...]:
+    """``SIGQUIT``, ``quit``, ``3``, or several separated by commas (or a list)."""
+    import signal
+
+    words = value.split(",") if isinstance(value, str) else list(value or ())
+    found: set[int] = set()
+    for word in words:
+        text = str(word).strip().upper()
+        if not text:
+            continue
+        try:
+            sig = (
+                signal.Signals(int(text))
+                if text.isdigit()
+                else signal.Signals[text if text.startswith("SIG") else f"SIG{text}"]
+            )
+        except (KeyError, ValueError):
+            raise UsageError(
+                f"{source} must name signals such as SIGQUIT or SIGHUP (or their numbers),"
+                f" got {word!r}; use e.g. {source_example(source, 'SIGQUIT')}"
+            ) from None
+        if sig.name in _NOT_STOP_SIGNALS or sig >= 32:
+            raise UsageError(
+                f"{source} cannot use {sig.name}: it cannot be caught, or the kernel or the"
+                f" terminal uses it; use e.g. {source_example(source, 'SIGQUIT')}"
+            )
+        if sig not in (signal.SIGTERM, signal.SIGINT):
+            found.add(int(sig))
+    return tuple(sorted(found))
 
 
 def _port(source: str, value: Any) -> int | None:

@@ -234,7 +234,7 @@ class Init:
             os.kill(self.app, signum)
         except ProcessLookupError:
             pass
-        if signum in _STOP and self.kill_app_at is None:
+        if (signum in _STOP or signum in self.config.stop_signals) and self.kill_app_at is None:
             now = time.monotonic()
             self.kill_app_at = now + self.kill_after
             self.exit_by = now + self.exit_after

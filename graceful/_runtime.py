@@ -30,7 +30,14 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Sequence,
+)
 from concurrent.futures import Executor
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -101,7 +108,7 @@ class Run:
         self.outcome: Any = None  # the sequence's Outcome, once it ran
         self._once = threading.Lock()
         self.watchdog = Watchdog(self._deadline_reached)
-        self.guard = SignalGuard(self.handle_signal, self._library_drains)
+        self.guard = SignalGuard(self.handle_signal, self._library_drains, config.stop_signals)
         self.tasks = TaskWatch(self._task_died, lambda: self.deadline is not None, record=embedded)
         self.executor: Executor | None = None  # ours, where the loop's own is out of reach
         self.health: HealthServer | None = None  # --health-port: started by execute()
@@ -626,6 +633,7 @@ def run(
     readiness: Literal["auto", "manual"] = "auto",
     liveness_max_lag: float = 5.0,
     handle_signals: bool = True,
+    stop_signals: Sequence[str | int] = (),
 ) -> int:
     """Run ``main`` (an async function, or a coroutine) until it returns or a stop
     signal arrives, then shut down within ``grace`` seconds; return the exit code.
@@ -659,6 +667,7 @@ def run(
     signal, whatever the app does; a watchdog thread ends it (exit code 1) if the
     sequence itself cannot finish. The handlers for SIGTERM and SIGINT are
     restored when ``run()`` returns. A second SIGINT exits at once with code 130.
+    ``stop_signals`` (``["SIGQUIT"]``) start the same stop as SIGTERM.
     """
     config = Config(
         grace=grace,
@@ -671,6 +680,7 @@ def run(
         health_host=health_host,
         readiness=readiness,
         liveness_max_lag=liveness_max_lag,
+        stop_signals=stop_signals,
     )
     return execute(config, lambda: main)
 

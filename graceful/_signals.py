@@ -66,8 +66,15 @@ class SignalGuard:
     """Installs graceful's handler for SIGTERM and SIGINT, takes it back when code in
     the app replaces it, and calls the replaced handlers when the sequence starts."""
 
-    def __init__(self, handler: Handler, on_foreign: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        on_foreign: Callable[[], None] = lambda: None,
+        extra: tuple[int, ...] = (),
+    ) -> None:
         self.handler = handler  # the one object compared against getsignal()
+        # SIGTERM, SIGINT, and the signals the user made stop signals too (--stop-signal)
+        self.signals = STOP_SIGNALS + tuple(signal.Signals(s) for s in extra)
         self.on_foreign = on_foreign  # a library will drain on its own: wait for it
         self.previous: dict[signal.Signals, Any] = {}
         self.foreign: dict[signal.Signals, Any] = {}
@@ -78,7 +85,7 @@ class SignalGuard:
         self._timer: Any = None
 
     def install(self) -> None:
-        for sig in STOP_SIGNALS:
+        for sig in self.signals:
             self.previous[sig] = _real_signal(sig, self.handler)
         signal.signal = self._intercept
 
@@ -107,7 +114,7 @@ class SignalGuard:
         self.stop_watching()
         if signal.signal == self._intercept:
             signal.signal = _real_signal
-        for sig in STOP_SIGNALS:
+        for sig in self.signals:
             _real_signal(sig, signal.SIG_IGN)
 
     def _intercept(self, signalnum: Any, handler: Any) -> Any:
@@ -150,7 +157,7 @@ class SignalGuard:
 
     def check(self) -> None:
         """Take back any stop handler that is not ours (main thread only)."""
-        for sig in STOP_SIGNALS:
+        for sig in self.signals:
             current = signal.getsignal(sig)
             if current is self.handler or sig not in self.previous:
                 continue
@@ -189,7 +196,7 @@ class SignalGuard:
         drain); a library that handles only SIGINT gets SIGINT.
         """
         self.started = True
-        for sig in STOP_SIGNALS:
+        for sig in self.signals:
             handler = self.foreign.get(sig)
             if handler is not None:
                 self._call(sig, handler)

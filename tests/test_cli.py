@@ -70,6 +70,11 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         (["--workers", "-1", "idle:main"], {}, "--workers must be a whole number from 0 to 1024"),
         (["idle:main"], {"GRACEFUL_WORKERS": "many"}, "GRACEFUL_WORKERS must be a whole number"),
         (["--workers", "2", "--", "true"], {}, "--workers runs copies of MODULE:ATTR, not of --"),
+        (["--stop-signal", "SIGKILL", "idle:main"], {}, "--stop-signal cannot use SIGKILL"),
+        (["--stop-signal", "QUIT,CHLD", "idle:main"], {}, "--stop-signal cannot use SIGCHLD"),
+        (["--stop-signal", "99", "idle:main"], {}, "--stop-signal must name signals such as"),
+        (["idle:main"], {"GRACEFUL_STOP_SIGNAL": "soon"}, "got 'soon'; use e.g. GRACEFUL_STOP"),
+        (["--workers", "2", "--stop-signal", "hup", "idle:main"], {}, "drop SIGHUP from"),
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(

@@ -119,3 +119,23 @@ def test_an_exit_code_above_255_is_mapped_and_the_summary_says_so(launch: Launch
     assert app.wait() == 44
     assert "exit code 300 is not an exit status (0 to 255): the process exits with 44" in app.stderr
     assert app.stderr.rstrip().splitlines()[-1].endswith("exit code 44")
+
+
+@pytest.mark.parametrize("pid1", [False, True], ids=["plain", "pid1"])
+def test_a_stop_signal_of_the_users_choice_runs_the_same_sequence(
+    launch: Launcher, pid1: bool
+) -> None:
+    # A container whose STOPSIGNAL is SIGQUIT: given as a flag and in the environment.
+    args = ["-m", "graceful", "--stop-signal", "SIGQUIT", "--grace", "3", "idle:main"]
+    env = {"GRACEFUL_STOP_SIGNAL": "SIGUSR2"}
+    argv = [*UNSHARE, sys.executable, *args] if pid1 else [sys.executable, *args]
+    app = launch.command(argv, env=env)
+    app.expect("ready")
+    os.kill(init_pid(app) if pid1 else app.proc.pid, signal.SIGQUIT)
+    assert app.wait() == 0, app.stderr
+    assert "SIGQUIT received: shutting down within 3 s" in app.stderr
+    assert "hook registered_first" in app.events()
+    other = launch.graceful("idle:main", env=env)  # only the environment: SIGUSR2
+    other.expect("ready")
+    assert stop(other, signal.SIGUSR2) == 0
+    assert "SIGUSR2 received" in other.stderr
