@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 
@@ -104,6 +105,11 @@ def test_out_of_descriptors_the_sequence_and_its_hooks_still_run(
     )
     app.expect("out of descriptors: Too many open files")
     app.expect("ready")
+    if how == "health":  # the server cannot accept this probe: it says so once, not 10/s
+        probe = [sys.executable, "-m", "graceful", "probe", "live", "--port", str(port)]
+        result = subprocess.run([*probe, "--timeout", "0.6"], capture_output=True, timeout=30)
+        assert result.returncode == 1
+        app.expect_log("health server: cannot accept (Too many open files")
     if pid1:
         os.kill(init_pid(app), signal.SIGTERM)
         code = app.wait()
@@ -112,6 +118,7 @@ def test_out_of_descriptors_the_sequence_and_its_hooks_still_run(
     assert code == 0, app.stderr
     assert app.events() == ["hook saved"]
     assert "hooks ok 1 ['save_state']" in app.stderr
+    assert app.stderr.count("cannot accept") <= 1
 
 
 def test_an_exit_code_above_255_is_mapped_and_the_summary_says_so(launch: Launcher) -> None:
