@@ -177,6 +177,9 @@ def load_target(module_name: str, attr: str) -> Callable[[], Any]:
             f"{module_name}:{attr} is {article} {kind}, not a function;"
             " point it at an async function"
         )
+    from ._runtime import check_main
+
+    check_main(obj, f"{module_name}:{attr}")
     return obj  # type: ignore[no-any-return]
 
 

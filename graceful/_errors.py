@@ -36,6 +36,11 @@ class NotRunningError(GracefulError):
     ``graceful.run()`` (or ``python -m graceful``) is running in this process."""
 
 
+# Shown as graceful.UsageError (where users import them from), not graceful._errors.
+for _public in (GracefulError, UsageError, TargetError, NotRunningError):
+    _public.__module__ = "graceful"
+
+
 class ExitCall:
     """``sys.exit()`` called inside ``main``: its argument, kept apart from a return value."""
 

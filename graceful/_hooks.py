@@ -174,6 +174,12 @@ def on_shutdown(func: Any = None, /, *, timeout: float | None = None, always: bo
     def register(f: F) -> F:
         if not callable(f):
             raise UsageError(f"on_shutdown() needs a function, got {f!r}")
+        required = _required(f)
+        if len(required) > 1:
+            raise UsageError(
+                f"hook {_name(f)!r} needs {len(required)} arguments ({', '.join(required)});"
+                " a hook takes none, or one: the ShutdownContext. Give the others defaults"
+            )
         hook = Hook(f, _name(f), None if timeout is None else float(timeout), _takes_arg(f), always)
         with _registry_lock:
             _registry.append(hook)
@@ -216,6 +222,20 @@ def _takes_arg(func: Callable[..., Any]) -> bool:
         or (p.kind in positional and p.default is inspect.Parameter.empty)
         for p in params
     )
+
+
+def _required(func: Callable[..., Any]) -> list[str]:
+    """The names of the arguments a call with none would miss."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    kinds = (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
+    return [p.name for p in params if p.kind in kinds and p.default is inspect.Parameter.empty]
 
 
 def _reserve_for(later: list[Hook], left: float) -> float:

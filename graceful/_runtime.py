@@ -393,6 +393,31 @@ async def _call_main(run: Run, target: Main) -> Any:
         return ExitCall(exc.code)
 
 
+def check_main(target: object, name: str) -> None:
+    """Refuse at start what cannot be a ``main``: raises :class:`TargetError`."""
+    if inspect.isasyncgenfunction(target) or inspect.isgeneratorfunction(target):
+        kind = "an async generator" if inspect.isasyncgenfunction(target) else "a generator"
+        raise TargetError(
+            f"{name} is {kind} function (it has a yield), not a main to run;"
+            " make it an async def without yield, and iterate the generator inside it"
+        )
+    try:
+        params = inspect.signature(target).parameters.values()  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return
+    kinds = (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
+    required = [p.name for p in params if p.kind in kinds and p.default is inspect.Parameter.empty]
+    if required:
+        raise TargetError(
+            f"{name} needs the argument(s) {', '.join(required)}, but main is called with none;"
+            " give them defaults, or read what you need from sys.argv or the environment"
+        )
+
+
 def _describe(target: object) -> str:
     if inspect.iscoroutine(target):
         return getattr(target, "__qualname__", repr(target))
@@ -485,7 +510,7 @@ def execute(
             raise
         except Exception as exc:  # the app's own import failed
             run.load_error = exc
-            log.error("the app failed to start", exc_info=exc)
+            log.error("the app failed to start\n%s", in_the_apps_code(exc))
             _did_not_start(exc)
         except SystemExit as exc:
             run.load_error = exc
@@ -519,6 +544,27 @@ def execute(
             if run.sequence_done:
                 run.guard.ignore_from_now_on()
             run.let_the_app_go()
+
+
+def in_the_apps_code(error: BaseException) -> str:
+    """The traceback of ``error`` with graceful's and importlib's frames left out: the
+    error, and where in the app's code it came from (an app's bad import, or a misuse
+    of graceful's API at import time, starts a dozen frames deep in graceful)."""
+    import traceback
+
+    ours = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    importlib_init = os.path.join("importlib", "__init__.py")
+
+    def theirs(frame: traceback.FrameSummary) -> bool:
+        name = frame.filename
+        return not (
+            name.startswith(ours) or name.startswith("<frozen ") or name.endswith(importlib_init)
+        )
+
+    shown = traceback.TracebackException.from_exception(error)
+    kept = [f for f in shown.stack if theirs(f)]
+    shown.stack = traceback.StackSummary.from_list(kept or list(shown.stack))
+    return "".join(shown.format()).rstrip("\n")
 
 
 def _did_not_start(error: BaseException) -> None:
@@ -682,6 +728,8 @@ def run(
         liveness_max_lag=liveness_max_lag,
         stop_signals=stop_signals,
     )
+    if callable(main):
+        check_main(main, _describe(main))
     return execute(config, lambda: main)
 
 

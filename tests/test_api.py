@@ -6,6 +6,7 @@ import asyncio
 import signal
 import sys
 import threading
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -126,3 +127,16 @@ def test_script_using_run_handles_sigterm_and_restores_handlers(launch: Launcher
 def test_request_shutdown_refuses_what_is_not_an_exit_status(code: object) -> None:
     with pytest.raises(graceful.UsageError, match="from 0 to 255"):
         graceful.request_shutdown(exit_code=code)  # type: ignore[arg-type]
+
+
+def test_run_refuses_a_main_it_could_not_call_before_starting() -> None:
+    async def needs(port: int) -> None:
+        pass
+
+    async def generator() -> AsyncIterator[None]:
+        yield None
+
+    with pytest.raises(graceful.TargetError, match="needs the argument"):
+        graceful.run(needs)  # type: ignore[arg-type]
+    with pytest.raises(graceful.TargetError, match="async generator function"):
+        graceful.run(generator)  # type: ignore[arg-type]

@@ -70,6 +70,10 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         (["--workers", "-1", "idle:main"], {}, "--workers must be a whole number from 0 to 1024"),
         (["idle:main"], {"GRACEFUL_WORKERS": "many"}, "GRACEFUL_WORKERS must be a whole number"),
         (["--workers", "2", "--", "true"], {}, "--workers runs copies of MODULE:ATTR, not of --"),
+        (["bad_targets:async_generator"], {}, "is an async generator function (it has a yield)"),
+        (["bad_targets:generator"], {}, "bad_targets:generator is a generator function"),
+        (["bad_targets:needs_an_argument"], {}, "needs the argument(s) port, but main is called"),
+        (["bad_targets:needs_a_keyword"], {}, "needs the argument(s) port"),
         (["--stop-signal", "SIGKILL", "idle:main"], {}, "--stop-signal cannot use SIGKILL"),
         (["--stop-signal", "QUIT,CHLD", "idle:main"], {}, "--stop-signal cannot use SIGCHLD"),
         (["--stop-signal", "99", "idle:main"], {}, "--stop-signal must name signals such as"),
@@ -116,3 +120,14 @@ def test_console_script_runs_the_same_cli() -> None:
     assert script is not None, "the graceful console script is not installed"
     result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=30)
     assert result.stdout == f"graceful {graceful.__version__}\n"
+
+
+def test_a_mistake_in_the_apps_import_shows_the_apps_lines_not_gracefuls() -> None:
+    result = run_cli("bad_hook:main")
+    assert result.returncode == 2  # a UsageError of graceful's API: bad usage
+    assert "hook 'flush' needs 2 arguments (ctx, where); a hook takes none, or one" in (
+        result.stderr
+    )
+    assert 'bad_hook.py", line 6, in <module>' in result.stderr
+    assert "graceful/_" not in result.stderr and "<frozen" not in result.stderr
+    assert "graceful.UsageError: hook 'flush'" in result.stderr
