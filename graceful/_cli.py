@@ -114,14 +114,26 @@ def split_target(spec: str) -> tuple[str, str]:
     """Check the form of ``MODULE:ATTR`` (before anything is imported or forked)."""
     module_name, sep, attr = spec.partition(":")
     if sep and module_name.endswith(".py"):
-        fixed = f"{module_name[:-3].replace('/', '.')}:{attr}"
-        raise TargetError(f"{spec!r} names a file; drop the .py and name the module: {fixed}")
+        raise TargetError(f"{spec!r} names a file; {_module_for(module_name[:-3], attr)}")
     names = module_name.split(".") + attr.split(".")
     if not sep or not all(n.isidentifier() for n in names):
         raise TargetError(
             f"{spec!r} is not MODULE:ATTR; name an async function, e.g. {_guess(spec)}"
         )
     return module_name, attr
+
+
+def _module_for(path: str, attr: str) -> str:
+    """How to name the module of the file at ``path`` (without .py) from here."""
+    relative = os.path.relpath(os.path.abspath(path))
+    folder, name = os.path.split(relative)
+    if relative.startswith(os.pardir + os.sep) or not name.isidentifier():
+        where = os.path.dirname(os.path.abspath(path))
+        return f"run it from its directory: cd {where} && python -m graceful {name}:{attr}"
+    module = relative.replace(os.sep, ".")
+    if folder and not all(part.isidentifier() for part in folder.split(os.sep)):
+        return f"run it from its directory: cd {folder} && python -m graceful {name}:{attr}"
+    return f"drop the .py and name the module: {module}:{attr}"
 
 
 def _guess(spec: str) -> str:
@@ -143,7 +155,12 @@ def load_target(module_name: str, attr: str) -> Callable[[], Any]:
 
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)
+        if getattr(
+            sys.flags, "safe_path", False
+        ):  # python -P (3.11+) / PYTHONSAFEPATH: the standard library first
+            sys.path.append(cwd)
+        else:
+            sys.path.insert(0, cwd)
     try:
         obj: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

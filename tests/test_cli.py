@@ -131,3 +131,26 @@ def test_a_mistake_in_the_apps_import_shows_the_apps_lines_not_gracefuls() -> No
     assert 'bad_hook.py", line 6, in <module>' in result.stderr
     assert "graceful/_" not in result.stderr and "<frozen" not in result.stderr
     assert "graceful.UsageError: hook 'flush'" in result.stderr
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="python -P is new in Python 3.11")
+def test_under_python_P_the_standard_library_comes_before_the_apps_directory(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "decimal.py").write_text("raise SystemExit('the local decimal.py was imported')\n")
+    (tmp_path / "app.py").write_text(
+        "import decimal\n\n\nasync def main() -> None:\n    print(decimal.Decimal('1.5'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-P", "-m", "graceful", "app:main"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "1.5\n"
+
+
+def test_a_file_path_as_target_gets_a_hint_that_works_from_here(tmp_path: Path) -> None:
+    here = run_cli("./idle.py:main")
+    assert "names a file; drop the .py and name the module: idle:main" in here.stderr
+    far = run_cli("/etc/nothing.py:main")
+    assert "run it from its directory: cd /etc && python -m graceful nothing:main" in far.stderr
