@@ -13,7 +13,7 @@ from __future__ import annotations
 import _socket
 import time
 
-from ._config import check, source_example
+from ._config import source_example
 from ._errors import UsageError
 
 TYPE_CHECKING = False
@@ -98,18 +98,24 @@ def _parse(args: Sequence[str], env: Mapping[str, str]) -> tuple[str, str, int, 
             f"probe takes ready or live, got {got}; e.g. python -m graceful probe ready"
         )
     if "--port" in values:
-        port = check("health_port", values["--port"], "--port")
+        source, text = "--port", values["--port"]
     elif env.get("GRACEFUL_HEALTH_PORT", "") != "":
-        port = check("health_port", env["GRACEFUL_HEALTH_PORT"], "GRACEFUL_HEALTH_PORT")
+        source, text = "GRACEFUL_HEALTH_PORT", env["GRACEFUL_HEALTH_PORT"]
     else:
         raise UsageError(
             "probe needs the health server's port: pass --port PORT"
             " or set GRACEFUL_HEALTH_PORT as for the app"
         )
+    port = int(text.strip()) if text.strip().isdigit() else -1
     if port == 0:
         raise UsageError(
             "probe cannot ask port 0 (any free port); give the app a fixed --health-port"
             " and the probe the same"
+        )
+    if not 1 <= port <= 65535:
+        raise UsageError(
+            f"{source} must be a port number from 1 to 65535, got {text!r};"
+            f" use e.g. {source_example(source, '8081')}"
         )
     host = values.get("--host") or env.get("GRACEFUL_HEALTH_HOST", "").strip()
     if host.startswith("[") and host.endswith("]"):  # [::1]
@@ -124,7 +130,7 @@ def _parse(args: Sequence[str], env: Mapping[str, str]) -> tuple[str, str, int, 
             timeout = -1.0
         if not 0 < timeout <= 3600:
             raise UsageError(
-                f"--timeout must be seconds from 0 to 3600, got {text!r};"
+                f"--timeout must be more than 0 and at most 3600 seconds, got {text!r};"
                 f" use e.g. {source_example('--timeout', '2')}"
             )
     return words[0], host, port, timeout

@@ -237,10 +237,11 @@ def test_what_the_server_says_is_shown_escaped() -> None:
         (["ready", "live"], {}, "probe takes ready or live, got ready live"),
         (["ready"], {}, "probe needs the health server's port: pass --port PORT or set"),
         (["ready"], {"GRACEFUL_HEALTH_PORT": "http"}, "GRACEFUL_HEALTH_PORT must be a port"),
+        (["ready", "--port", "abc"], {}, "--port must be a port number from 1 to 65535, got 'abc'"),
         (["ready", "--port", "70000"], {}, "--port must be a port number from 1 to 65535"),
         (["ready", "--port", "0"], {}, "probe cannot ask port 0 (any free port)"),
         (["ready", "--port"], {}, "--port needs a value"),
-        (["ready", "--port", "1", "--timeout", "0"], {}, "--timeout must be seconds from 0"),
+        (["ready", "--port", "1", "--timeout", "0"], {}, "--timeout must be more than 0 and at"),
         (["ready", "--port", "1", "--timeout", "soon"], {}, "got 'soon'; use e.g. --timeout 2"),
         (["ready", "--verbose"], {}, "unknown probe option '--verbose'"),
     ],
@@ -260,3 +261,15 @@ def test_help() -> None:
         [sys.executable, "-m", "graceful", "--help"], capture_output=True, text=True, timeout=30
     )
     assert "python -m graceful probe ready|live" in main_help.stdout
+
+
+def test_a_long_page_from_another_server_is_cut_short() -> None:
+    page = b"<html>" + b"x" * 5000 + b"</html>"
+    head = b"HTTP/1.1 404 Not Found\r\nContent-Length: %d\r\n\r\n" % len(page)
+    server = Server(lambda conn: conn.sendall(head + page))
+    try:
+        result = probe("ready", "--port", str(server.port))
+    finally:
+        server.close()
+    assert result.returncode == 1
+    assert result.stderr.rstrip().endswith("...") and len(result.stderr) < 400, result.stderr
