@@ -241,6 +241,22 @@ def main(
                     f"{config.spelling('workers')} runs copies of MODULE:ATTR, not of -- COMMAND;"
                     " drop it, or supervise the command with graceful.Supervisor"
                 )
+            # Options of the app runtime: a command has no health server, drain or
+            # readiness of graceful's. Refused rather than silently ignored.
+            app_only = (
+                "health_port",
+                "health_host",
+                "drain_delay",
+                "readiness",
+                "liveness_max_lag",
+            )
+            given = [config.spelling(name) for name in app_only if name in config.sources]
+            if given:
+                raise UsageError(
+                    f"{', '.join(given)} apply to a graceful app (MODULE:ATTR), not to"
+                    " -- COMMAND; drop them, or supervise the command from an app with"
+                    " graceful.Supervisor"
+                )
             if not init_wanted(config, exec_mode=True):
                 raise UsageError(
                     f"-- COMMAND needs Linux (its init uses Linux only calls), not {sys.platform}"
