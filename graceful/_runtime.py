@@ -150,6 +150,7 @@ class Run:
                 pass
 
     def _signal_seen(self, sig: signal.Signals, first: bool, echo: bool) -> None:
+        keep_logger_enabled()  # before the first line of the stop, which must not be lost
         if first:
             log.info("%s received: shutting down within %g s", sig.name, self.config.grace)
             self._wake()
@@ -161,6 +162,7 @@ class Run:
             log.info("%s received again during shutdown; ignored", sig.name)
 
     def request(self, exit_code: int, reason: str) -> None:
+        keep_logger_enabled()
         if self.trigger(reason, None, exit_code):
             log.info("shutdown requested (%s), exit code %d", reason, exit_code)
             self._wake()
@@ -193,8 +195,6 @@ class Run:
         self.main_listens = True
 
     def _task_died(self, task: asyncio.Task[Any], error: BaseException) -> None:
-        from ._shutdown import keep_logger_enabled
-
         keep_logger_enabled()
         policy = self.config.task_errors
         then = (
@@ -354,6 +354,19 @@ class Run:
             self.trigger(f"main called sys.exit({result.code!r})", None, exit_code_of(result))
         else:
             self.trigger("main returned", None, exit_code_of(result))
+
+
+def keep_logger_enabled() -> None:
+    """Undo ``logging.config.dictConfig``'s ``disable_existing_loggers`` for graceful's
+    logger: its shutdown diagnostics (errors included) must not vanish with it."""
+    if log.disabled:
+        log.disabled = False
+        log.warning(
+            "the app's logging configuration disabled the 'graceful' logger"
+            " (dictConfig's disable_existing_loggers); graceful enabled it again so that"
+            " shutdown problems are not lost. To silence graceful, set the level of the"
+            " 'graceful' logger instead"
+        )
 
 
 def _main_reached_an_await() -> None:

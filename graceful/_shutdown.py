@@ -24,6 +24,7 @@ from ._children import Descendants
 from ._deadline import KILL_RESERVE, Deadline
 from ._errors import EXIT_FAILURE, exit_code_of
 from ._hooks import HookResults, run_hooks, snapshot, take_hooks
+from ._runtime import keep_logger_enabled
 from ._stacks import task_stack
 
 if TYPE_CHECKING:
@@ -360,19 +361,6 @@ async def _stop_threads(run: Run, deadline: Deadline, out: Outcome) -> None:
             out.threads_left.append(thread.name)
 
 
-def keep_logger_enabled() -> None:
-    """Undo ``logging.config.dictConfig``'s ``disable_existing_loggers`` for graceful's
-    logger: its shutdown diagnostics (errors included) must not vanish with it."""
-    if log.disabled:
-        log.disabled = False
-        log.warning(
-            "the app's logging configuration disabled the 'graceful' logger"
-            " (dictConfig's disable_existing_loggers); graceful enabled it again so that"
-            " shutdown problems are not lost. To silence graceful, set the level of the"
-            " 'graceful' logger instead"
-        )
-
-
 def blocking_threads() -> list[threading.Thread]:
     """Threads the interpreter would join at exit: not daemons, not us, not the main thread."""
     exempt = (threading.main_thread(), threading.current_thread())
@@ -397,7 +385,9 @@ def _summary(run: Run, deadline: Deadline, out: Outcome, code: int) -> None:
         parts.append(f"processes {out.supervised.summary()}")
     parts.extend(f"{what} {n}" for what, n in run.notes.items() if not what.endswith(CUT_SUFFIX))
     parts.append(f"exit code {code}")
-    level = log.error if out.failed() else log.warning if out.not_drained else log.info
+    # The level follows the exit code: ERROR for any code but 0 (main raised, the app
+    # failed to start, a chosen code), WARNING for a clean stop that drained nothing.
+    level = log.error if code or out.failed() else log.warning if out.not_drained else log.info
     level("; ".join(parts))
 
 

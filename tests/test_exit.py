@@ -20,6 +20,7 @@ def test_dictconfig_does_not_silence_graceful(launch: Launcher) -> None:
     app.expect("ready")
     assert stop(app) == 1
     assert "disabled the 'graceful' logger" in app.stderr
+    assert "SIGTERM received: shutting down within 2 s" in app.stderr  # the first line too
     assert "hook 'dict_config.<locals>.fails' raised RuntimeError" in app.stderr
     assert "exit code 1" in app.stderr.rstrip().splitlines()[-1]
 
@@ -125,7 +126,8 @@ def test_an_exit_code_above_255_is_mapped_and_the_summary_says_so(launch: Launch
     app = launch.graceful("exits:returns_300")
     assert app.wait() == 44
     assert "exit code 300 is not an exit status (0 to 255): the process exits with 44" in app.stderr
-    assert app.stderr.rstrip().splitlines()[-1].endswith("exit code 44")
+    last = app.stderr.rstrip().splitlines()[-1]
+    assert last.endswith("exit code 44") and " ERROR: shutdown after" in last  # level: the code
 
 
 @pytest.mark.parametrize("pid1", [False, True], ids=["plain", "pid1"])
