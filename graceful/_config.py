@@ -309,15 +309,9 @@ def say(config: Config, level: str, line: str) -> None:
     (for the code that runs before logging is set up, and in the init)."""
     if LOG_LEVELS.index(level) < LOG_LEVELS.index(config.log_level):
         return
-    import os
-    import time
+    from ._deadline import write_stderr
 
-    now = time.time()
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + f",{int(now % 1 * 1000):03d}"
-    try:
-        os.write(2, f"{stamp} graceful {level}: {line}\n".encode(errors="replace"))
-    except OSError:
-        pass
+    write_stderr(line, level)
 
 
 def init_wanted(config: Config, exec_mode: bool) -> bool:

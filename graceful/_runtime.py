@@ -174,12 +174,12 @@ class Run:
         """Runs on the watchdog thread at the hard deadline."""
         if self.embedded:
             self.deadline_missed = True
-            write_stderr(f"graceful: deadline of {self.config.grace:g} s reached (embedded run)")
+            write_stderr(f"deadline of {self.config.grace:g} s reached (embedded run)", "ERROR")
             return
         from ._stacks import thread_stack
 
         stack = thread_stack(threading.main_thread().ident)
-        write_stderr(f"graceful: the main thread at the deadline (innermost last):\n{stack}")
+        write_stderr(f"the main thread at the deadline (innermost last):\n{stack}", "ERROR")
         where = (
             "while the interpreter exited (a blocking atexit handler or thread)"
             if self.sequence_done
@@ -452,7 +452,12 @@ def force_exit(code: int, why: str) -> None:
     except OSError:  # /proc unreadable: exit all the same
         killed = 0
     extra = f", {killed} child process(es) killed" if killed else ""
-    write_stderr(f"graceful: {why}: exiting now with code {code}{extra}")
+    from ._hooks import snapshot  # loaded with the runtime: no import lock to wait for
+
+    left = [hook.name for hook in snapshot()]  # taken when phase 4 starts: these never ran
+    if left:
+        extra += f"; the shutdown hooks {left} did not run (state they save was not saved)"
+    write_stderr(f"{why}: exiting now with code {code}{extra}", "ERROR")
     os._exit(code)
 
 

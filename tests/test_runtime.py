@@ -43,7 +43,19 @@ def test_second_sigint_forces_exit_130(launch: Launcher) -> None:
     app.send(signal.SIGINT)
     assert app.wait() == 130
     assert app.elapsed() < 5  # far from the 20 s the hook would otherwise get
-    assert "second SIGINT" in app.stderr
+    assert " graceful ERROR: second SIGINT: exiting now with code 130" in app.stderr
+
+
+def test_a_second_sigint_before_the_hooks_says_they_did_not_run(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "20", "--drain-delay", "5", "sigint:main")
+    app.expect("ready")
+    app.send(signal.SIGINT)
+    app.expect_log("draining for 5 s")
+    app.send(signal.SIGINT)
+    assert app.wait() == 130
+    line = app.expect_log("second SIGINT")
+    assert " graceful ERROR: second SIGINT: exiting now with code 130" in line
+    assert "the shutdown hooks ['slow_save'] did not run" in line
 
 
 def test_signal_storm_starts_exactly_one_shutdown(launch: Launcher) -> None:
