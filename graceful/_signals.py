@@ -172,18 +172,19 @@ class SignalGuard:
             self.on_foreign()
         if name not in self._reported:
             self._reported.add(name)
+            # One line per library, though it may take both signals one after the other.
+            which = sig.name if sig not in STOP_SIGNALS else "SIGTERM/SIGINT"
             then = (
-                "calls it when the shutdown sequence starts (after the drain delay), so the"
-                " library's own drain runs inside graceful's deadline"
+                "calls it when the sequence starts, so the library drains inside graceful's"
+                " deadline"
                 if callable_
                 else "ignores it"
             )
             log.warning(
-                "%s took graceful's %s handler; graceful keeps its own, starts its deadline"
-                " at the signal and %s. To avoid this, switch off the library's own signal"
-                " handling (for uvicorn, aiohttp and hypercorn: graceful.integrations)",
+                "%s took graceful's %s handler: graceful keeps its own and %s."
+                " To avoid this, use graceful.integrations",
                 name,
-                sig.name,
+                which,
                 then,
             )
         if self.started and callable_:

@@ -201,7 +201,7 @@ def test_a_library_that_takes_the_handler_is_called_and_waited_for(launch: Launc
         "hook saved (SIGTERM, main started True)",
     ]
     assert (
-        "drain.foreign_handler.<locals>.library_handler took graceful's SIGTERM handler"
+        "drain.foreign_handler.<locals>.library_handler took graceful's SIGTERM/SIGINT handler"
         in app.stderr
     )
 
