@@ -26,8 +26,9 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from types import FrameType
+
+from ._stacks import stack_from_the_app
 
 log = logging.getLogger("graceful")
 
@@ -110,7 +111,7 @@ class LoopLag:
         tail = "; /livez and /readyz answer 503 until it runs again."
         if frame is None:
             return head + tail
-        stack = "".join(traceback.format_stack(frame)).rstrip()
+        stack = stack_from_the_app(frame)
         return f"{head} {where(frame)}{tail} Stack of the loop thread:\n{stack}"
 
 

@@ -8,6 +8,7 @@ the line the user wrote.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from types import FrameType
@@ -58,7 +59,29 @@ def thread_stack(ident: int | None) -> str:
     frame = sys._current_frames().get(ident or -1)
     if frame is None:
         return "  (no stack: the thread has ended)"
-    return "".join(traceback.format_stack(frame)).rstrip()
+    return stack_from_the_app(frame)
+
+
+_OURS = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_ASYNCIO = os.path.join(os.path.dirname(os.path.abspath(os.__file__)), "asyncio") + os.sep
+
+
+def _machinery(filename: str) -> bool:
+    """Frames every stack of an app starts with: runpy, graceful, asyncio's run loop."""
+    return filename.startswith((_OURS, _ASYNCIO, "<frozen ")) or filename.endswith(
+        os.sep + "runpy.py"
+    )
+
+
+def stack_from_the_app(frame: FrameType) -> str:
+    """The stack that ends in ``frame``, innermost last, from the first frame of the
+    app's own code: the outer frames of runpy, graceful and asyncio's loop that every
+    stack starts with say nothing about what blocks."""
+    summary = traceback.extract_stack(frame)
+    start = 0
+    while start < len(summary) - 1 and _machinery(summary[start].filename):
+        start += 1
+    return "".join(traceback.StackSummary.from_list(summary[start:]).format()).rstrip()
 
 
 def blocking_function(ident: int | None, skip: tuple[str, ...] = ()) -> str:

@@ -379,6 +379,9 @@ def test_blocked_loop_fails_livez_and_the_log_names_the_coroutine(launch: Launch
     assert get(port, "/readyz?verbose").status == 200
     assert stop(app) == 0
     assert app.stderr.count("event loop blocked for") == 1  # one WARNING per episode
+    stack = app.stderr.split("Stack of the loop thread:\n", 1)[1].split(" graceful INFO")[0]
+    assert "health_app.py" in stack.splitlines()[0]  # from the app's first frame...
+    assert "runpy" not in stack and "graceful/_" not in stack  # ...not runpy's, not ours
 
 
 def test_blocked_in_a_plain_function_names_it_and_its_coroutine(launch: Launcher) -> None:
