@@ -262,3 +262,16 @@ def test_connections_already_accepted_by_the_kernel_are_served_not_reset(
     assert results["reset after connect"] == 0, results
     assert results["no answer"] == 0, results
     assert results["refused"] > 0  # every client ended on a refusal once the listener closed
+
+
+@pytest.mark.parametrize("target", INTEGRATIONS)
+def test_a_port_in_use_is_one_line_and_exit_3_on_every_server(
+    launch: Launcher, port: int, target: str
+) -> None:
+    # The app's port is graceful's own --health-port: the health server has it first.
+    app = launch.graceful("--health-port", str(port), target, env={"PORT": str(port)})
+    assert app.wait() == 3
+    line = app.expect_log("cannot listen on")
+    assert f"cannot listen on 127.0.0.1:{port}:" in line
+    assert f"{port} is graceful's own --health-port: give the app and the health" in line
+    assert "Traceback" not in app.stderr

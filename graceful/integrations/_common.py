@@ -4,9 +4,10 @@ of cut requests, and an ASGI wrapper for the two ASGI servers."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, NoReturn
 
 from .._runtime import Run, current_run, listen
 
@@ -15,6 +16,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger("graceful")
 
 CLEANUP_SHARE = 0.1
 CLEANUP_MAX = 0.5
@@ -34,6 +37,29 @@ container is (a rolling update, a reschedule); uvicorn sends it by itself, so an
 that moves onto graceful sees no change. 1001 ("going away") reads as "this endpoint
 is gone" and is what aiohttp's documentation uses in an app's own on_shutdown, which
 still runs first and may close with it."""
+
+
+EXIT_CANNOT_LISTEN = 3
+"""The exit code when the server cannot listen (a port in use): uvicorn's own."""
+
+
+def cannot_listen(run: Run, server: str, host: object, port: object, error: OSError) -> NoReturn:
+    """One line for a server that cannot bind, the same on every server, and exit 3."""
+    hint = ""
+    if port and port == run.config.health_port:
+        hint = (
+            f"; {port} is graceful's own {run.config.spelling('health_port')}:"
+            " give the app and the health server different ports"
+        )
+    log.error(
+        "%s cannot listen on %s:%s: %s%s",
+        server,
+        host or "0.0.0.0",
+        port,
+        error.strerror or error,
+        hint,
+    )
+    raise SystemExit(EXIT_CANNOT_LISTEN)
 
 
 def join() -> Run:

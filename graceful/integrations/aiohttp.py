@@ -34,6 +34,7 @@ from ._common import (
     CLOSE_CODE,
     CLOSE_REASON,
     CUT,
+    cannot_listen,
     join,
     let_fresh_connections_speak,
     server_drain_timeout,
@@ -139,7 +140,10 @@ async def serve(
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=backlog)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # a port in use: one line and exit 3, as on every server
+            cannot_listen(run, "aiohttp", host, port, exc)
         readiness.unblock(name)
         forever = asyncio.get_running_loop().create_future()
         await wait_for_stop(run, forever)

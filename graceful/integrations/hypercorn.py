@@ -21,7 +21,7 @@ import asyncio
 from typing import Any
 
 from .._readiness import state as readiness
-from ._common import TrackRequests, join, server_drain_timeout
+from ._common import TrackRequests, cannot_listen, join, server_drain_timeout
 
 
 async def serve(app: Any, config: Any = None, **settings: Any) -> None:
@@ -73,14 +73,34 @@ async def serve(app: Any, config: Any = None, **settings: Any) -> None:
         cutter = asyncio.ensure_future(cut_at_the_budget(timeout))
 
     app_for_hypercorn: Any = tracked
+    host, _, port = str(config.bind[0] if config.bind else "").rpartition(":")
+    where = int(port) if port.isdigit() else port
     try:
+        # hypercorn starts the app's lifespan before it binds, and leaves it running when
+        # the bind fails (its failure then adds a traceback): try the address first.
+        _try_to_bind(host, where)
         await hypercorn_serve(app_for_hypercorn, config, shutdown_trigger=stopped)
+    except OSError as exc:  # a bind in use: one line and exit 3, as on every server
+        cannot_listen(run, "hypercorn", host, where, exc)
     finally:
         watcher.cancel()
         for each in (cutter, websockets):
             if each is not None:
                 each.cancel()
         readiness.unblock(name)
+
+
+def _try_to_bind(host: str, port: object) -> None:
+    """Raise OSError if ``host:port`` (a TCP bind) cannot be bound now."""
+    import socket
+
+    if not isinstance(port, int) or host.startswith(("unix", "fd")):
+        return
+    name = host.strip("[]") or "0.0.0.0"
+    family = socket.AF_INET6 if ":" in name else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as hypercorn binds
+        probe.bind((name, port))
 
 
 async def _unblock_when_listening(config: Any, name: str) -> None:

@@ -27,7 +27,9 @@ from typing import Any
 
 from .._readiness import state as readiness
 from ._common import (
+    EXIT_CANNOT_LISTEN,
     TrackRequests,
+    cannot_listen,
     join,
     let_fresh_connections_speak,
     server_drain_timeout,
@@ -94,6 +96,9 @@ async def serve(app: Any, **config: Any) -> None:
         if websockets is not None:
             websockets.cancel()
     if code is not None:
+        if code == EXIT_CANNOT_LISTEN and cfg.port == run.config.health_port and cfg.port:
+            # uvicorn said it could not bind; say whose port it is.
+            cannot_listen(run, "uvicorn", cfg.host, cfg.port, OSError("address already in use"))
         raise SystemExit(code)  # uvicorn's own exit (e.g. port in use): main's exit code
 
 
