@@ -143,9 +143,11 @@ async def shutdown(run: Run) -> int:
             if alive:
                 out.children_killed = len(children.send(signal.SIGKILL, alive))
                 log.error(
-                    "%d child process(es) %s still running at the deadline; sent SIGKILL",
+                    "%d child process(es) %s still running at the deadline; sent SIGKILL"
+                    " %.2f s before it, to see them die within it",
                     len(alive),
                     alive,
+                    deadline.time_left(),
                 )
                 await children.wait_async(min(KILL_RESERVE, deadline.time_left()))
             note(f"{out.children_killed} killed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -42,7 +43,13 @@ def test_child_ignoring_sigterm_is_killed_within_grace(launch: Launcher) -> None
     app.expect("ready")
     assert stop(app) == 1
     assert app.elapsed() < 1.5
-    assert "still running at the deadline; sent SIGKILL" in app.stderr
+    killed = re.search(
+        r"still running at the deadline; sent SIGKILL (\d\.\d\d) s before it", app.stderr
+    )
+    assert killed, app.stderr
+    # Just before the deadline (KILL_RESERVE, 0.1 s), not at it: a late timer under load
+    # makes this smaller, never larger.
+    assert 0 < float(killed.group(1)) <= 0.1
     assert "children terminated 2, killed 1" in app.stderr
     assert wait_gone(list(pids_of(app.events()).values())) == []
 

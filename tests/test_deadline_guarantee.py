@@ -28,6 +28,8 @@ def test_misbehaving_app_still_exits_within_grace(
     assert marker in app.stderr
     if target != "stubborn:blocks_loop":  # a blocked loop cannot run hooks; the rest do
         assert "hook saved" in app.events()
+        summary = next(line for line in app.stderr.splitlines() if "shutdown after" in line)
+        assert summary.endswith("exit code 1")  # the summary says what the exit is
 
 
 def test_hook_hanging_without_timeout_is_abandoned_at_the_deadline(launch: Launcher) -> None:

@@ -92,6 +92,14 @@ def test_work_cancelled_with_a_main_that_does_not_listen_is_reported(launch: Lau
     assert "await graceful.wait_for_shutdown() in main" in app.stderr
 
 
+def test_tasks_started_while_others_unwind_are_cancelled_too(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "3", "drain:spawns_while_unwinding")
+    app.expect("ready")
+    assert stop(app) == 0
+    assert app.events() == ["late task cancelled", "hook saved (SIGTERM, main started True)"]
+    assert "tasks cancelled 2, stuck 0" in summary(app.stderr)
+
+
 def test_the_drain_delay_keeps_main_running_then_stops_inside_the_grace(
     launch: Launcher,
 ) -> None:

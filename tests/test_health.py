@@ -201,6 +201,35 @@ def test_a_flood_of_idle_connections_never_drops_a_probe_being_answered(
     assert stop(app) == 0
 
 
+def test_set_ready_during_a_stop_does_not_make_the_app_ready_again(launch: Launcher) -> None:
+    app = start(launch, "health_app:toggles", "--drain-delay", "3", grace=8)
+    port = port_of(app)
+    app.expect("ready")
+    app.send(signal.SIGTERM)
+    app.expect_log("draining for 3 s")  # main still runs: its handlers too
+    app.send(signal.SIGUSR1)
+    app.expect("set_ready(True)")
+    answer = get(port, "/readyz?verbose")
+    assert (answer.status, answer.body["status"]) == (503, "stopping")
+    assert app.wait() == 0
+
+
+def test_the_oldest_idle_connection_is_dropped_for_a_new_one_past_64(launch: Launcher) -> None:
+    app = start(launch, "health_app:main")
+    port = port_of(app)
+    app.expect("ready")
+    first = socket.create_connection(("127.0.0.1", port), timeout=10)
+    others = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(70)]
+    try:
+        # Dropped without a word when the 65th came, not answered 408 after 3 s.
+        assert read_all(first) == b""
+        assert get(port, "/livez").status == 200  # and the server still answers
+    finally:
+        for each in (first, *others):
+            each.close()
+    assert stop(app) == 0
+
+
 def test_readiness_checks_by_name(launch: Launcher) -> None:
     app = start(launch, "health_checks:main")
     port = port_of(app)

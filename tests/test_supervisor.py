@@ -83,6 +83,23 @@ def test_min_uptime_decides_whether_a_start_counted(launch: Launcher) -> None:
     assert counted[1] != "failed" and int(counted[2]) >= 2, events
 
 
+def test_a_run_past_min_uptime_resets_the_count_of_early_exits(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "supervised:counted_run_resets")
+    assert app.wait(timeout=60) == 0, app.stderr
+    assert app.events() == ["flaky up after 4 runs"], app.stderr
+
+
+def test_a_stop_timeout_longer_than_the_window_is_cut_by_the_deadline(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "1.5", "supervised:stop_timeout_past_the_deadline")
+    app.expect("ready")
+    assert stop(app) == 1  # it had to be SIGKILLed
+    assert app.elapsed() < 1.5  # not its own 60 s
+    assert re.search(
+        r"process 'slow' still running [\d.]+ s after SIGTERM \(the shutdown deadline\)",
+        app.stderr,
+    ), app.stderr
+
+
 def test_an_essential_process_that_fails_stops_the_app(launch: Launcher) -> None:
     app = launch.graceful("--grace", "2", "supervised:essential")
     assert app.wait(timeout=60) == 1

@@ -95,6 +95,32 @@ async def task_group_consumer() -> None:
         await asyncio.gather(*(item(n) for n in range(4)), announce())
 
 
+_kept: list[asyncio.Task[None]] = []
+
+
+async def spawns_while_unwinding() -> None:
+    """A background task starts another task as it is cancelled: the sequence sweeps
+    again, and cancels that one too."""
+
+    async def late() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            record("late task cancelled")
+            raise
+
+    async def background() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            _kept.append(asyncio.get_running_loop().create_task(late()))
+            raise
+
+    _kept.append(asyncio.create_task(background()))
+    ready()
+    await graceful.wait_for_shutdown()
+
+
 async def drain_delay() -> None:
     """Records every tick while it runs, so the test sees main serving through the delay."""
     ready()

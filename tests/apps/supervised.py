@@ -105,6 +105,38 @@ async def crash_loop() -> int:
     return 0
 
 
+async def counted_run_resets() -> int:
+    """Early exit, a run past min_uptime, early exit, then it stays up: with
+    max_restarts=1 the counted run in between must reset the count of early exits."""
+    runs = Path(os.environ["OUT"]) / "runs"
+    program = [
+        "sh",
+        "-c",
+        f"n=$(cat {runs} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {runs};"
+        " case $n in 1|3) exit 1;; 2) sleep 0.6; exit 1;; *) echo up; exec sleep 1000;; esac",
+    ]
+    async with graceful.Supervisor() as sup:
+        flaky = sup.start(
+            program, name="flaky", min_uptime=0.3, max_restarts=1, backoff=(0.05, 0.1)
+        )
+        up: asyncio.Future[object] = asyncio.ensure_future(lines_seen("flaky", "] up"))
+        ended: asyncio.Future[object] = asyncio.ensure_future(flaky.wait())  # it failed
+        await asyncio.wait({up, ended}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        state = "failed" if flaky.state == "failed" else "up"
+        record(f"flaky {state} after {runs.read_text().strip()} runs")
+    return 0
+
+
+async def stop_timeout_past_the_deadline() -> None:
+    """A process that ignores SIGTERM with a stop_timeout longer than the whole window:
+    the deadline, not its own timeout, decides when it is SIGKILLed."""
+    up = lines_seen("slow", "] up")
+    graceful.spawn([PY, "-c", STUBBORN, "slow", EVENTS], name="slow", stop_timeout=60)
+    await asyncio.wait_for(up, 30)
+    ready()
+    await graceful.wait_for_shutdown()
+
+
 async def never() -> int:
     """restart="never" (exit 3) and "on-failure" with exit 0: neither is restarted."""
     async with graceful.Supervisor() as sup:
