@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: example test lint suite test-all test-rolling test-containers bench
+.PHONY: example test lint suite test-all test-rolling test-containers bench mutants
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,3 +58,8 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_servers.py --rounds 5
 	$(BIN)/python benchmarks/bench_websockets.py --rounds 3 --clients 1000
 	$(BIN)/python benchmarks/rolling.py --rounds 4 --repeat 2
+
+# Break promised behaviour on purpose, one curated mutation at a time (scripts/mutations.py),
+# and check that a test catches each; not in .ci/run: it takes a while.
+mutants: $(VENV)/.installed
+	$(BIN)/python scripts/mutants.py $(MUTANTS_ARGS)

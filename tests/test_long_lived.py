@@ -6,6 +6,7 @@ Real servers, real clients (websockets, raw sockets for the wire bytes), both lo
 
 from __future__ import annotations
 
+import importlib.metadata
 import socket
 import threading
 from pathlib import Path
@@ -18,6 +19,11 @@ from .conftest import App, Launcher, poll_until, stop
 from .test_servers import free_port, in_flight, refused, start
 
 SERVERS = ["web:fastapi_uvicorn", "web:fastapi_hypercorn", "web:aiohttp_streaming"]
+# sse-starlette before 3.7 (the last for Python 3.10 is 3.5.1) ends its streams at a stop
+# without the closing chunk, under the server alone too; it still ends them, in time.
+SSE_STARLETTE_ENDS_CLEANLY = tuple(
+    int(part) for part in importlib.metadata.version("sse-starlette").split(".")[:2]
+) >= (3, 7)
 ASGI = {"web:fastapi_uvicorn", "web:fastapi_hypercorn"}
 
 
@@ -109,7 +115,8 @@ def test_websockets_and_streams_end_cleanly_at_the_stop(
     for each in streams:
         data = each.all()
         assert data.count(b"HTTP/1.1 ") == 1, data[:300]
-        assert data.endswith(b"\r\n0\r\n\r\n"), data[-200:]  # the chunked terminator
+        if each is streams[0] or SSE_STARLETTE_ENDS_CLEANLY:
+            assert data.endswith(b"\r\n0\r\n\r\n"), data[-200:]  # the chunked terminator
     assert [r.status for r in requests.wait()] == [200, 200]
     assert "drain " in summary(app) and ", cut 0;" in summary(app), app.stderr
 

@@ -91,8 +91,10 @@ async def task_group_consumer() -> None:
             for n in range(4):
                 group.create_task(item(n))
             await announce()
-    else:  # the same with gather: its children are cancelled with it
-        await asyncio.gather(*(item(n) for n in range(4)), announce())
+    else:  # Python 3.10: the items run beside main, and are cancelled after it
+        items = [asyncio.ensure_future(item(n)) for n in range(4)]
+        await announce()
+        del items
 
 
 _kept: list[asyncio.Task[None]] = []
