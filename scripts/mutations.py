@@ -75,7 +75,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("graceful/_shutdown.py", "            or self.threads_left\n", "",
              "threads left running make the summary's exit code 1", (T_GUARANTEE,)),
     Mutation("graceful/_shutdown.py", "            or self.tasks_stuck\n", "",
-             "a task that refuses to stop makes the exit code 1", (T_RUNTIME,)),
+             "a task that refuses to stop makes the exit code 1", (T_GUARANTEE,)),
     Mutation("graceful/_shutdown.py", "level = log.error if code or out.failed()",
              "level = log.error if out.failed()",
              "the summary's level follows its exit code",

@@ -273,6 +273,15 @@ def launch(tmp_path: Path, loop_name: str) -> Iterator[Launcher]:
         app.close()
 
 
+def minimal_env() -> dict[str, str]:
+    """An environment with nothing of the caller's but PATH, and PYTHONPATH when set (so
+    ``make mutants`` reaches the code under test in its scratch copy)."""
+    env = {"PATH": "/usr/bin:/bin"}
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
+
+
 def assert_usage_error(result: subprocess.CompletedProcess[str], message: str) -> None:
     """Bad usage: exit 2, nothing on stdout, one ``graceful: error:`` line naming it."""
     assert result.returncode == 2, result.stderr

@@ -11,14 +11,14 @@ import pytest
 
 import graceful
 
-from .conftest import APPS, assert_usage_error
+from .conftest import APPS, assert_usage_error, minimal_env
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "graceful", *args],
         cwd=APPS,
-        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        env={**minimal_env(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=30,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from .conftest import APPS, Launcher, assert_usage_error
+from .conftest import APPS, Launcher, assert_usage_error, minimal_env
 from .test_health import port_of, start
 
 
@@ -20,7 +20,7 @@ def probe(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     return subprocess.run(
         [sys.executable, "-m", "graceful", "probe", *args],
         cwd=APPS,
-        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        env={**minimal_env(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=30,
