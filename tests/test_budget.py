@@ -48,6 +48,14 @@ def test_cancelled_tasks_never_take_the_hooks_reserve_nor_more_than_half() -> No
     assert cancel_time(1.0, 2.0) == pytest.approx(0.1)  # hooks over the window: own reserve
 
 
+def test_a_server_keeps_a_tenth_of_its_drain_at_most_half_a_second_for_its_clean_up() -> None:
+    from graceful.integrations._common import drain_timeout
+
+    assert drain_timeout(12.0) == pytest.approx(11.5)
+    assert drain_timeout(2.0) == pytest.approx(1.8)
+    assert drain_timeout(0.0) == 0.0
+
+
 def test_hooks_that_cannot_fit_are_named_at_start_up(launch: Launcher) -> None:
     app = launch.graceful("--grace", "2", "long_hook:main")
     app.expect("ready")

@@ -73,7 +73,11 @@ def join() -> Run:
 
 def server_drain_timeout(run: Run) -> float:
     """How long the server may wait for in-flight requests, from now."""
-    left = run.context().drain_time_left()
+    return drain_timeout(run.context().drain_time_left())
+
+
+def drain_timeout(left: float) -> float:
+    """Of ``left`` seconds of drain, what the server's own drain may use."""
     return max(0.0, left - min(CLEANUP_MAX, left * CLEANUP_SHARE))
 
 
