@@ -241,7 +241,10 @@ def _signals(source: str, value: Any) -> tuple[int, ...]:
     """``SIGQUIT``, ``quit``, ``3``, or several separated by commas (or a list)."""
     import signal
 
-    words = value.split(",") if isinstance(value, str) else list(value or ())
+    example = source_example(source, "['SIGQUIT']" if source == "stop_signals" else "SIGQUIT")
+    if not isinstance(value, (str, list, tuple)):
+        raise UsageError(f"{source} must name signals, got {value!r}; use e.g. {example}")
+    words = value.split(",") if isinstance(value, str) else list(value)
     found: set[int] = set()
     for word in words:
         text = str(word).strip().upper()
@@ -256,12 +259,12 @@ def _signals(source: str, value: Any) -> tuple[int, ...]:
         except (KeyError, ValueError):
             raise UsageError(
                 f"{source} must name signals such as SIGQUIT or SIGHUP (or their numbers),"
-                f" got {word!r}; use e.g. {source_example(source, 'SIGQUIT')}"
+                f" got {word!r}; use e.g. {example}"
             ) from None
         if sig.name in _NOT_STOP_SIGNALS or sig >= 32:
             raise UsageError(
                 f"{source} cannot use {sig.name}: it cannot be caught, or the kernel or the"
-                f" terminal uses it; use e.g. {source_example(source, 'SIGQUIT')}"
+                f" terminal uses it; use e.g. {example}"
             )
         if sig not in (signal.SIGTERM, signal.SIGINT):
             found.add(int(sig))

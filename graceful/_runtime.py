@@ -839,6 +839,11 @@ async def until_shutdown(source: AsyncIterable[T]) -> AsyncIterator[T]:
     Outside ``graceful.run()`` (an app's own tests) it yields every item of ``source``.
     **Cancellation:** cancelling the consumer cancels the wait and closes ``source``.
     """
+    if not hasattr(source, "__aiter__"):
+        raise UsageError(
+            f"until_shutdown() needs an async iterable (an async generator, say), got"
+            f" {type(source).__name__}; for a plain iterable, iterate it in an async generator"
+        )
     iterator = aiter(source)
     run = _current
     loop = run.loop if run is not None else None
