@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import signal
+
 import pytest
 
-from .conftest import Launcher, stop
+from .conftest import LOG_STAMP_RESOLUTION, Launcher, logged_at, poll_until, stop
 
 GRACE = 1.5
 
@@ -47,6 +50,25 @@ def test_refusing_task_leaves_time_for_the_hooks(launch: Launcher) -> None:
     app = launch.graceful("--grace", "3", "stubborn:task_refuses")
     app.expect("ready")
     assert stop(app) == 1
-    # cancelled once, abandoned after half the time left; the hook got the other half
+    # Cancelled once, and abandoned once all the time not kept for the hooks was used
+    # (the sequence has 2.5 s; phase 1 says what the hooks keep); the hooks still ran.
     assert app.events().count("task refused cancellation") == 1
     assert app.events()[-1] == "hook saved"
+    hooks = float(re.search(r"then cancellation [\d.]+ s, hooks ([\d.]+) s", app.stderr).group(1))  # type: ignore[union-attr]
+    abandoned = logged_at(app.stderr, "task 'refuser' did not finish after being cancelled")
+    waited = abandoned - logged_at(app.stderr, "SIGTERM received")
+    assert waited >= 2.5 - hooks - 2 * LOG_STAMP_RESOLUTION  # load can only make it later
+
+
+def test_signals_repeated_during_the_sequence_neither_force_nor_extend_it(
+    launch: Launcher,
+) -> None:
+    app = launch.graceful("--grace", str(GRACE), "stubborn:idle", env={"HOOK_HANGS": "1"})
+    app.expect("ready")
+    app.send(signal.SIGTERM)
+    assert poll_until(lambda: "hook hangs_without_timeout started" in app.events(), 10)
+    for _ in range(20):  # while the hook hangs: none may count toward a forced exit...
+        app.send(signal.SIGTERM)
+    assert app.wait() == 1  # the hook timed out: 1, not a forced 130
+    assert app.elapsed() < GRACE  # ...nor start the deadline again
+    assert "timed out 1 ['hangs_without_timeout']" in app.stderr

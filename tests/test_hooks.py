@@ -59,9 +59,16 @@ async def test_timeout_is_min_of_own_and_time_left() -> None:
 
     deadline = Deadline(0.4)  # ~0.34 s left: the async hook is bounded by it, not by 30 s
     results = await run_hooks(take_hooks(), context(deadline), deadline)
-    release.set()
     assert [n.rsplit(".", 1)[1] for n in results.timed_out] == ["awaits", "blocks"]
     assert results.ok == [] and results.failed == []
+
+    # Its own timeout, not the deadline: with 20 s left, 0.05 s is what stops it.
+    on_shutdown(timeout=0.05)(blocks)
+    long = Deadline(20.0)
+    results = await run_hooks(take_hooks(), context(long), long)
+    release.set()
+    assert [n.rsplit(".", 1)[1] for n in results.timed_out] == ["blocks"]
+    assert long.elapsed() < 10  # far below what the deadline would have allowed
 
 
 async def test_failing_hooks_do_not_stop_the_others() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 
 from .conftest import Launcher, gone, poll_until, stop
 
@@ -21,7 +22,7 @@ def test_sigterm_runs_waiters_then_unwinds_main_then_hooks_in_reverse(launch: La
     ]
     assert events[3].startswith("hook registered_second ")
     assert events[4:] == ["hook registered_first"]
-    reason, sig, code, left = json.loads(events[3].split(" ", 2)[2])
+    reason, sig, code, left, _deadline = json.loads(events[3].split(" ", 2)[2])
     assert (reason, sig, code) == ("SIGTERM", "SIGTERM", 0)
     assert 0 < left < 2
     assert app.stderr.count("SIGTERM received: shutting down") == 1
@@ -73,9 +74,16 @@ def test_a_second_sigint_before_the_hooks_says_they_did_not_run(launch: Launcher
 def test_signal_storm_starts_exactly_one_shutdown(launch: Launcher) -> None:
     app = launch.graceful("--grace", "2", "idle:main")
     app.expect("ready")
-    for _ in range(50):
+    first = time.monotonic()
+    for _ in range(50):  # spread over 0.5 s: a deadline restarted by each would move
         app.send(signal.SIGTERM)
-    assert app.wait() == 0
+        time.sleep(0.01)
+    assert app.wait() == 0  # none of them counted toward a forced exit
+    hook = next(e for e in app.events() if e.startswith("hook registered_second"))
+    deadline = json.loads(hook.split(" ", 2)[2])[4]  # the same monotonic clock as ours
+    # Started by the first SIGTERM (grace 2 less the 0.5 s margin): a late handler can
+    # only move it later, by far less than the 0.5 s the storm lasts.
+    assert deadline < first + 1.5 + 0.25
     assert app.stderr.count("SIGTERM received: shutting down") == 1
     assert app.stderr.count("shutdown after SIGTERM took") == 1
     assert app.events().count("hook registered_first") == 1
@@ -106,7 +114,7 @@ def test_main_raising_exits_1_with_traceback_and_hooks(launch: Launcher) -> None
 def test_request_shutdown_uses_its_exit_code_and_reason(launch: Launcher) -> None:
     app = launch.graceful("--grace", "2", "idle:requests")
     assert app.wait() == 3
-    reason, sig, code, _left = json.loads(
+    reason, sig, code, _left, _deadline = json.loads(
         next(e for e in app.events() if e.startswith("hook registered_second")).split(" ", 2)[2]
     )
     assert (reason, sig, code) == ("job finished", None, 3)

@@ -18,7 +18,9 @@ def registered_first() -> None:
 async def registered_second(ctx: graceful.ShutdownContext) -> None:
     sig = None if ctx.signal is None else ctx.signal.name
     left = ctx.time_left()
-    record(f"hook registered_second {json.dumps([ctx.reason, sig, ctx.exit_code, left])}")
+    record(
+        f"hook registered_second {json.dumps([ctx.reason, sig, ctx.exit_code, left, ctx.deadline])}"
+    )
 
 
 async def main() -> None:
