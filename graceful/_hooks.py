@@ -174,7 +174,7 @@ def on_shutdown(func: Any = None, /, *, timeout: float | None = None, always: bo
     def register(f: F) -> F:
         if not callable(f):
             raise UsageError(f"on_shutdown() needs a function, got {f!r}")
-        required = _required(f)
+        required = required_arguments(f)
         if len(required) > 1:
             raise UsageError(
                 f"hook {_name(f)!r} needs {len(required)} arguments ({', '.join(required)});"
@@ -224,7 +224,7 @@ def _takes_arg(func: Callable[..., Any]) -> bool:
     )
 
 
-def _required(func: Callable[..., Any]) -> list[str]:
+def required_arguments(func: Callable[..., Any]) -> list[str]:
     """The names of the arguments a call with none would miss."""
     try:
         params = inspect.signature(func).parameters.values()

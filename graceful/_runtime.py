@@ -54,7 +54,7 @@ from ._errors import (
     UsageError,
     exit_code_of,
 )
-from ._hooks import ShutdownContext, take_hooks
+from ._hooks import ShutdownContext, required_arguments, take_hooks
 from ._readiness import state as readiness
 from ._signals import SignalGuard
 from ._tasks import TaskWatch, in_app
@@ -414,16 +414,7 @@ def check_main(target: object, name: str) -> None:
             f"{name} is {kind} function (it has a yield), not a main to run;"
             " make it an async def without yield, and iterate the generator inside it"
         )
-    try:
-        params = inspect.signature(target).parameters.values()  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return
-    kinds = (
-        inspect.Parameter.POSITIONAL_ONLY,
-        inspect.Parameter.POSITIONAL_OR_KEYWORD,
-        inspect.Parameter.KEYWORD_ONLY,
-    )
-    required = [p.name for p in params if p.kind in kinds and p.default is inspect.Parameter.empty]
+    required = required_arguments(target)  # type: ignore[arg-type]
     if required:
         raise TargetError(
             f"{name} needs the argument(s) {', '.join(required)}, but main is called with none;"
