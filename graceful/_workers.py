@@ -88,14 +88,18 @@ def make_main(config: Config, spec: str, app_args: Sequence[str]) -> Callable[[]
         no_start.close()
         os.truncate(no_start.name, 0)
 
+        told = False
+
         def did_not_start(managed: Managed, state: ProcessState) -> None:
-            if state != ProcessState.BACKING_OFF and state not in FINAL:
+            nonlocal told
+            if told or (state != ProcessState.BACKING_OFF and state not in FINAL):
                 return
             try:
                 written = open(no_start.name).read().split()
             except OSError:
                 return
             if written:
+                told = True
                 code = int(written[0])
                 log.error(
                     "%s could not load %s (exit code %d): stopping instead of restarting it."
