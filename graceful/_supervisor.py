@@ -56,6 +56,7 @@ class Supervisor:
         self._closing = False
         self._stop_limit_deadline: Deadline | None = None
         self._roll: asyncio.Task[None] | None = None
+        self._roll_again = False  # a rolling restart was asked for during one
         self._spawns: deque[Callable[[], None]] = deque()
 
     async def __aenter__(self) -> Supervisor:
@@ -252,19 +253,28 @@ class Supervisor:
     def rolling_restart(self) -> asyncio.Task[None]:
         """Replace each process started with ``rolling_restart=True``, one at a time:
         the new one is started and counts as started before the old one is stopped.
-        What SIGHUP does. A rolling restart already under way is not started twice."""
+        What SIGHUP does. One asked for while another runs is done once that one ends
+        (a configuration changed mid-roll must reach every process), and any more
+        asked for meanwhile are the same one."""
         if self._roll is None or self._roll.done():
             self._roll = asyncio.ensure_future(self._rolling())
+        elif not self._roll_again:
+            self._roll_again = True
+            log.info("rolling restart asked for during one: another follows it")
         return self._roll
 
     async def _rolling(self) -> None:
-        chosen = [m for m in self.processes if m.rolling_restart]
-        log.info("rolling restart of %s", [m.name for m in chosen])
-        for managed in chosen:
-            if self._closing:
+        while True:
+            chosen = [m for m in self.processes if m.rolling_restart]
+            log.info("rolling restart of %s", [m.name for m in chosen])
+            for managed in chosen:
+                if self._closing:
+                    return
+                await managed._replace()
+            log.info("rolling restart done")
+            if not self._roll_again or self._closing:
                 return
-            await managed._replace()
-        log.info("rolling restart done")
+            self._roll_again = False
 
     # -- stopping, for the runtime and for stop() -----------------------------------------
 

@@ -247,6 +247,19 @@ def test_sighup_restarts_opted_in_processes_and_still_reaches_the_apps_handler(
     assert events.count("r up") == 2 and events.count("r got SIGTERM") == 2, events
 
 
+def test_a_sighup_during_a_rolling_restart_is_not_lost(launch: Launcher) -> None:
+    # Each roll lasts the new process's min_uptime (1 s): the second SIGHUP, sent once
+    # the first roll has begun, lands inside it.
+    app = launch.graceful("--grace", "2", "supervised:hup_handler", env={"MIN_UPTIME": "1"})
+    app.expect("ready")
+    app.send(signal.SIGHUP)
+    app.expect_log("rolling restart of ['r']")
+    app.send(signal.SIGHUP)  # a configuration changed again, mid-roll
+    assert poll_until(lambda: app.stderr.count("rolling restart done") == 2, 20), app.stderr
+    assert poll_until(lambda: app.events().count("r up") == 3, 20), app.events()
+    assert stop(app) == 0
+
+
 # -- the API in-process -------------------------------------------------------------------
 
 

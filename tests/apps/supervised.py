@@ -309,8 +309,9 @@ async def hup_handler() -> None:
     got: asyncio.Event = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, got.set)
     up = lines_seen("r", "r up")
+    uptime = float(os.environ.get("MIN_UPTIME", "0.1"))
     r = graceful.spawn(
-        [PY, "-c", POLITE, "r", EVENTS], name="r", rolling_restart=True, min_uptime=0.1
+        [PY, "-c", POLITE, "r", EVENTS], name="r", rolling_restart=True, min_uptime=uptime
     )
     await asyncio.wait_for(up, 30)
     async for state in r.states():
