@@ -242,7 +242,10 @@ def main(
                     " drop it, or supervise the command with graceful.Supervisor"
                 )
             # Options of the app runtime: a command has no health server, drain or
-            # readiness of graceful's. Refused rather than silently ignored.
+            # readiness of graceful's. Given as flags they are refused rather than
+            # ignored; in the environment they are the image's settings for its app
+            # (Dockerfile.example sets them so), which a command run in the same image
+            # does not use.
             app_only = (
                 "health_port",
                 "health_host",
@@ -250,10 +253,13 @@ def main(
                 "readiness",
                 "liveness_max_lag",
             )
-            given = [config.spelling(name) for name in app_only if name in config.sources]
+            given = [
+                config.spelling(name) for name in app_only if config.spelling(name).startswith("--")
+            ]
             if given:
                 raise UsageError(
-                    f"{', '.join(given)} apply to a graceful app (MODULE:ATTR), not to"
+                    f"{', '.join(given)} {'apply' if len(given) > 1 else 'applies'} to a"
+                    " graceful app (MODULE:ATTR), not to"
                     " -- COMMAND; drop them, or supervise the command from an app with"
                     " graceful.Supervisor"
                 )
