@@ -279,6 +279,8 @@ class Managed:
 
     def _instance_exited(self, instance: Instance) -> None:
         self._instances.discard(instance)
+        if not self._stopping:  # (a stop waits for the group and kills it itself)
+            self._stop_what_is_left(instance)
         if not instance.counted and self._loop.time() - instance.started >= self.min_uptime:
             instance.counted = True  # the min_uptime timer was late, the process was not
         if instance is self._candidate_instance:
@@ -294,6 +296,19 @@ class Managed:
             self._maybe_stopped()
             return
         self._decide(instance)
+
+    def _stop_what_is_left(self, instance: Instance) -> None:
+        """The process ended on its own: the children it left in its group get its stop
+        signal, and SIGKILL after its stop timeout, as at a stop (they would otherwise
+        run on, reparented, and pile up with every restart)."""
+        if instance.signal_what_is_left(self.stop_signal):
+            log.info(
+                "process %r ended and left processes in its group; sent them %s",
+                self.name,
+                self.stop_signal.name,
+            )
+            timeout = self.stop_timeout or DEFAULT_STOP_TIMEOUT
+            self._loop.call_later(timeout, instance.signal_what_is_left, signal.SIGKILL)
 
     def _decide(self, instance: Instance) -> None:
         """The current process exited on its own: restart it, or end for good."""

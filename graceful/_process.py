@@ -134,6 +134,18 @@ class Instance:
             return False
         return True
 
+    def signal_what_is_left(self, sig: int) -> bool:
+        """After the process ended: send ``sig`` to what is left of its group (children
+        it started and left behind); False if nothing is. The group's id stays taken
+        while any member lives, so it cannot name another group meanwhile."""
+        if self.pid is None or self.alive:
+            return False
+        try:
+            os.killpg(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
     def track_group(self) -> None:
         """Watch the processes of its group other than itself (the children it started),
         so that a stop can wait for them too.

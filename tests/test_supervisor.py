@@ -4,8 +4,10 @@ tests/apps/supervised.py), and the API in-process."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -98,6 +100,23 @@ def test_a_stop_timeout_longer_than_the_window_is_cut_by_the_deadline(launch: La
         r"process 'slow' still running [\d.]+ s after SIGTERM \(the shutdown deadline\)",
         app.stderr,
     ), app.stderr
+
+
+def test_what_a_program_leaves_in_its_group_when_it_ends_is_stopped(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "supervised:leaves_children")
+    app.expect("ready")
+    kids = [int(pid) for pid in (app.out / "kids").read_text().split()]
+    try:
+        assert len(kids) == 3
+        assert poll_until(lambda: all(gone(pid) for pid in kids), 10), "its children ran on"
+        assert "process 'leaver' ended and left processes in its group; sent them SIGTERM" in (
+            app.stderr
+        )
+    finally:
+        for pid in kids:  # reparented away from the app: its teardown would not find them
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert stop(app) == 0
 
 
 def test_an_essential_process_that_fails_stops_the_app(launch: Launcher) -> None:

@@ -137,6 +137,18 @@ async def stop_timeout_past_the_deadline() -> None:
     await graceful.wait_for_shutdown()
 
 
+async def leaves_children() -> None:
+    """A program that starts three children in its group and exits: they must not run
+    on without it."""
+    kids = Path(os.environ["OUT"]) / "kids"
+    program = ["sh", "-c", f"for i in 1 2 3; do sleep 1000 & echo $! >> {kids}; done; exit 1"]
+    async with graceful.Supervisor() as sup:
+        leaver = sup.start(program, name="leaver", restart="never")
+        await leaver.wait()
+        ready()
+        await graceful.wait_for_shutdown()
+
+
 async def never() -> int:
     """restart="never" (exit 3) and "on-failure" with exit 0: neither is restarted."""
     async with graceful.Supervisor() as sup:
