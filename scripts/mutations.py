@@ -214,6 +214,12 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("graceful/_supervisor.py", "            if own is None or left < own:", "            if own is None:",
              "a process's own stop_timeout is capped by the deadline",
              (f"{T_SUPERVISOR}::test_a_stop_timeout_longer_than_the_window_is_cut_by_the_deadline",)),
+    Mutation("graceful/_managed.py", "        if not self._stopping:  # (a stop waits for the group and kills it itself)",
+             "        if False:", "what a process leaves in its group when it ends is stopped",
+             (f"{T_SUPERVISOR}::test_what_a_program_leaves_in_its_group_when_it_ends_is_stopped",)),
+    Mutation("graceful/_supervisor.py", "        elif not self._roll_again:", "        elif False:",
+             "a SIGHUP during a rolling restart is not lost",
+             (f"{T_SUPERVISOR}::test_a_sighup_during_a_rolling_restart_is_not_lost",)),
     # -- the integrations and long-lived connections ------------------------------------------------
     Mutation("graceful/integrations/_common.py", "CLOSE_CODE = 1012", "CLOSE_CODE = 1000",
              "WebSockets are closed with 1012 at the stop",
