@@ -849,7 +849,12 @@ async def until_shutdown(source: AsyncIterable[T]) -> AsyncIterator[T]:
             while not stop.is_set():
                 following = asyncio.ensure_future(_next(iterator))
                 either: set[asyncio.Future[Any]] = {following, stopped}
-                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                try:
+                    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                except asyncio.CancelledError:  # the consumer is cancelled: so is the wait
+                    following.cancel()  # (the source is closed below, once it has unwound)
+                    await asyncio.wait({following})
+                    raise
                 if not following.done():
                     following.cancel()
                     await asyncio.wait({following})

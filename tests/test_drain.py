@@ -100,6 +100,12 @@ def test_tasks_started_while_others_unwind_are_cancelled_too(launch: Launcher) -
     assert "tasks cancelled 2, stuck 0" in summary(app.stderr)
 
 
+def test_a_stream_whose_consumer_is_cancelled_closes_its_source(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "drain:stream_consumer_cancelled")
+    assert app.wait() == 0, app.stderr  # main returned: no RuntimeError from the stream
+    assert app.events()[:2] == ["source closed", "consumer cancelled"]
+
+
 def test_the_drain_delay_keeps_main_running_then_stops_inside_the_grace(
     launch: Launcher,
 ) -> None:

@@ -240,7 +240,11 @@ class TrackRequests:
                 return dict(disconnect)
             message = asyncio.ensure_future(receive())
             either: set[asyncio.Future[Any]] = {message, sock.closed}
-            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:  # the handler is cancelled: so is its receive
+                message.cancel()
+                raise
             if message.done():
                 return message.result()
             message.cancel()

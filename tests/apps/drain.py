@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 
 from _record import ready, record
 
@@ -121,6 +122,32 @@ async def spawns_while_unwinding() -> None:
     _kept.append(asyncio.create_task(background()))
     ready()
     await graceful.wait_for_shutdown()
+
+
+async def stream_consumer_cancelled() -> None:
+    """A stream under until_shutdown() whose consumer is cancelled (a client gone): the
+    source is closed, and the consumer gets its CancelledError, nothing else."""
+
+    async def ticks() -> AsyncIterator[int]:
+        try:
+            while True:
+                await asyncio.sleep(3600)
+                yield 0
+        finally:
+            record("source closed")
+
+    async def consume() -> None:
+        async for _ in graceful.until_shutdown(ticks()):
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0)  # it waits for the first item
+    await asyncio.sleep(0)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        record("consumer cancelled")
 
 
 async def drain_delay() -> None:
