@@ -266,8 +266,6 @@ class Run:
         """
         self.main_task = self.tasks.exempt = None
         self.outcome = None
-        self.listeners = WeakSet()
-        self.protected = WeakSet()
 
     def wake_the_drain(self) -> None:
         """Work to drain was added (``listen``, ``protect``): the drain looks again."""
@@ -578,6 +576,7 @@ def in_the_apps_code(error: BaseException) -> str:
 
 def _did_not_start(error: BaseException) -> None:
     """A worker of ``--workers`` tells its parent that restarting it is useless."""
+    # _workers.NO_START_FILE, spelled out: importing _workers loads the supervisor.
     if "GRACEFUL_NO_START_FILE" in os.environ:
         from ._workers import tell_the_parent_it_did_not_start
 

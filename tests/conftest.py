@@ -333,3 +333,23 @@ def logged_at(stderr: str, pattern: str) -> float:
             stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
             return stamp.timestamp()
     raise AssertionError(f"no log line matches {pattern!r}:\n{stderr}")
+
+
+def sigterm_train(app: App, pid: int) -> int:
+    """SIGTERM every millisecond from the first until the process is gone."""
+    done = threading.Event()
+
+    def train() -> None:
+        while not done.wait(0.001):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                return
+
+    sender = threading.Thread(target=train, daemon=True)
+    sender.start()
+    try:
+        return app.wait()
+    finally:
+        done.set()
+        sender.join(5)

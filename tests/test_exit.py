@@ -7,11 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 
 import pytest
 
-from .conftest import APPS, App, Launcher, stop
+from .conftest import APPS, Launcher, sigterm_train, stop
 from .test_init import UNSHARE, init_pid
 
 
@@ -51,26 +50,6 @@ def test_run_as_pid1_warns_that_no_init_runs(launch: Launcher) -> None:
     app.expect_stderr("graceful.run() is PID 1 but runs no init")  # stderr is another pipe
     app.proc.send_signal(signal.SIGKILL)  # unshare --kill-child takes the namespace down
     app.wait()
-
-
-def sigterm_train(app: App, pid: int) -> int:
-    """SIGTERM every millisecond from the first until the process is gone."""
-    done = threading.Event()
-
-    def train() -> None:
-        while not done.wait(0.001):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                return
-
-    sender = threading.Thread(target=train, daemon=True)
-    sender.start()
-    try:
-        return app.wait()
-    finally:
-        done.set()
-        sender.join(5)
 
 
 @pytest.mark.parametrize("pid1", [False, True], ids=["plain", "pid1"])

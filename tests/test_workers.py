@@ -10,7 +10,15 @@ import socket
 import time
 from pathlib import Path
 
-from .conftest import LOG_STAMP_RESOLUTION, App, Launcher, logged_at, poll_until, stop
+from .conftest import (
+    LOG_STAMP_RESOLUTION,
+    App,
+    Launcher,
+    logged_at,
+    poll_until,
+    sigterm_train,
+    stop,
+)
 from .test_init import init_pid, pid1, stop_pid1
 
 
@@ -160,8 +168,6 @@ def test_a_stubborn_supervised_process_cannot_hold_the_container(launch: Launche
 
 
 def test_a_train_of_sigterms_leaves_the_parents_clean_exit_code(launch: Launcher) -> None:
-    from .test_exit import sigterm_train
-
     app = launch.graceful(
         "--grace", "3", "--workers", "2", "worker_server:main", env={"PORT": str(free_port())}
     )
