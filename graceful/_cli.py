@@ -194,7 +194,7 @@ def load_target(module_name: str, attr: str) -> Callable[[], Any]:
             f"{module_name}:{attr} is {article} {kind}, not a function;"
             " point it at an async function"
         )
-    from ._runtime import check_main
+    from ._core.runtime import check_main
 
     check_main(obj, f"{module_name}:{attr}")
     return obj  # type: ignore[no-any-return]
@@ -267,7 +267,7 @@ def main(
                 raise UsageError(
                     f"-- COMMAND needs Linux (its init uses Linux only calls), not {sys.platform}"
                 )
-            from . import _init
+            from ._pid1 import init as _init
 
             _init.start(config, command, blocked, inherited)
             raise AssertionError("unreachable: the init exits, the child execs")
@@ -276,13 +276,13 @@ def main(
         spec, app_args = rest[0], rest[1:]
         module_name, attr = split_target(spec)
         if init_wanted(config, exec_mode=False):
-            from . import _init
+            from ._pid1 import init as _init
 
             _init.start(config, None, blocked, inherited)  # returns in the app process only
-        from ._runtime import execute
+        from ._core.runtime import execute
 
         if config.workers:  # the parent supervises; only the workers import the app
-            from ._workers import make_main
+            from ._supervise.workers import make_main
 
             return execute(
                 config, lambda: make_main(config, spec, app_args), unblock=blocked, cli=True

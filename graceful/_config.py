@@ -312,14 +312,14 @@ def say(config: Config, level: str, line: str) -> None:
     (for the code that runs before logging is set up, and in the init)."""
     if LOG_LEVELS.index(level) < LOG_LEVELS.index(config.log_level):
         return
-    from ._deadline import write_stderr
+    from ._core.deadline import write_stderr
 
     write_stderr(line, level)
 
 
 def init_wanted(config: Config, exec_mode: bool) -> bool:
     """Whether to run the init: Linux, and PID 1, ``--init on`` or the exec mode. Here,
-    not in ``_init``, so that a start without the init does not import it."""
+    not in ``_pid1.init``, so that a start without the init does not import it."""
     import os
     import sys
 

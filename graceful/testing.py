@@ -35,11 +35,12 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from . import _hooks, _runtime
-from ._children import descendant_pids
 from ._config import Config
+from ._core import hooks as _hooks
+from ._core import runtime as _runtime
 from ._errors import UsageError
-from ._readiness import state as readiness
+from ._health.readiness import state as readiness
+from ._pid1.children import descendant_pids
 
 __all__ = ("Outcome", "RunningApp", "running", "run")
 

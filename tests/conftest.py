@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from graceful._children import descendant_pids
+from graceful._pid1.children import descendant_pids
 
 APPS = Path(__file__).parent / "apps"
 LOOPS = ("asyncio", "uvloop")
@@ -30,7 +30,7 @@ LOOPS = ("asyncio", "uvloop")
 def own_hooks() -> Iterator[None]:
     """An empty hook registry for an in-process test; the hooks registered before (by
     modules imported at collection) are put back afterwards."""
-    from graceful import _hooks
+    from graceful._core import hooks as _hooks
 
     before = _hooks.snapshot()
     _hooks.restore([])

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 import graceful
-from graceful._hooks import take_hooks
+from graceful._core.hooks import take_hooks
 
 from .conftest import APPS, Launcher, stop
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from graceful._backoff import Backoff
+from graceful._supervise.backoff import Backoff
 
 
 def policy(max_restarts: int = 3, window: float = 60.0) -> Backoff:

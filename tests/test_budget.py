@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from graceful._budget import cancel_time, split
+from graceful._core.budget import cancel_time, split
 
 from .conftest import Launcher, stop
 

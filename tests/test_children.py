@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 
-from graceful._children import Descendants, descendant_pids
+from graceful._pid1.children import Descendants, descendant_pids
 
 from .conftest import Launcher, gone, poll_until, stop
 

@@ -99,7 +99,7 @@ def test_error_names_the_source_the_user_wrote() -> None:
 
 
 def test_workers_from_flag_or_env_and_their_grace() -> None:
-    from graceful._workers import worker_argv, worker_grace
+    from graceful._supervise.workers import worker_argv, worker_grace
 
     assert Config.from_sources({}, {}).workers == 0
     assert Config.from_sources({}, {"GRACEFUL_WORKERS": "3"}).workers == 3

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from graceful._deadline import Deadline, Watchdog, safety_margin
+from graceful._core.deadline import Deadline, Watchdog, safety_margin
 
 
 class FakeClock:

@@ -12,7 +12,7 @@ import pytest
 
 import graceful.testing
 from examples import web_aiohttp, web_hypercorn, web_uvicorn
-from graceful import _hooks
+from graceful._core import hooks as _hooks
 
 
 def free_port() -> int:

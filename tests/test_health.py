@@ -579,16 +579,16 @@ def test_health_server_off_costs_no_import(launch: Launcher) -> None:
     assert app.wait() == 0
     assert json.loads(app.events()[1]) == [
         "h11",
-        "graceful._health",
-        "graceful._lag",
-        "graceful._checks",
-        "graceful._gil",
+        "graceful._health.server",
+        "graceful._health.lag",
+        "graceful._health.checks",
+        "graceful._health.gil",
     ]
 
 
 def test_in_process_run_releases_the_port_and_its_threads() -> None:
     import graceful
-    from graceful import _runtime
+    from graceful._core import runtime as _runtime
 
     names = {"graceful-health", "graceful-health-gil", "graceful-loop-lag"}
     seen: list[int] = []

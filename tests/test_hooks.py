@@ -8,8 +8,8 @@ import threading
 import pytest
 
 from graceful import ShutdownContext, on_shutdown
-from graceful._deadline import Deadline
-from graceful._hooks import run_hooks, take_hooks
+from graceful._core.deadline import Deadline
+from graceful._core.hooks import run_hooks, take_hooks
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ import pytest
 
 import graceful
 from graceful._config import Config
-from graceful._runtime import loop_factory
+from graceful._core.runtime import loop_factory
 
 from .apps.line_writer import expected, is_stderr, write_files
 from .conftest import LOG_STAMP_RESOLUTION, Launcher, gone, logged_at, poll_until, stop

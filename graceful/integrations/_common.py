@@ -9,7 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, NoReturn
 
-from .._runtime import Run, current_run, listen
+from .._core.runtime import Run, current_run, listen
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -29,7 +29,7 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING, Any
 
-from .._readiness import state as readiness
+from .._health.readiness import state as readiness
 from ._common import (
     CLOSE_CODE,
     CLOSE_REASON,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .._readiness import state as readiness
+from .._health.readiness import state as readiness
 from ._common import TrackRequests, cannot_listen, join, server_drain_timeout
 
 

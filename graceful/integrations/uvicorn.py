@@ -25,7 +25,7 @@ import contextlib
 import signal
 from typing import Any
 
-from .._readiness import state as readiness
+from .._health.readiness import state as readiness
 from ._common import (
     EXIT_CANNOT_LISTEN,
     TrackRequests,

@@ -100,10 +100,10 @@ async def modules() -> None:
     """Records which of the health server's modules are loaded."""
     names = (
         "h11",
-        "graceful._health",
-        "graceful._lag",
-        "graceful._checks",
-        "graceful._gil",
+        "graceful._health.server",
+        "graceful._health.lag",
+        "graceful._health.checks",
+        "graceful._health.gil",
         "graceful._probe",
     )
     record(json.dumps([name for name in names if name in sys.modules]))

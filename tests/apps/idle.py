@@ -75,4 +75,4 @@ async def supervisor_loaded() -> None:
 
     @graceful.on_shutdown
     def check() -> None:
-        record(f"supervisor imported {'graceful._supervisor' in sys.modules}")
+        record(f"supervisor imported {'graceful._supervise.supervisor' in sys.modules}")

@@ -98,7 +98,7 @@ async def crash_loop() -> int:
             on_state=on_state_recorder,
         )
         code = await crashy.wait()
-        from graceful._readiness import state
+        from graceful._health.readiness import state
 
         record(f"final {crashy.state} {code} {crashy.restarts} {json.dumps(state.reasons())}")
         record(f"last lines {json.dumps(crashy.last_lines())}")

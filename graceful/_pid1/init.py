@@ -37,9 +37,9 @@ import signal
 import sys
 import time
 
-from ._children import descendant_pids, kill_each
-from ._config import Config, say
-from ._deadline import KILL_RESERVE, safety_margin, write_stderr
+from .._config import Config, say
+from .._core.deadline import KILL_RESERVE, safety_margin, write_stderr
+from .children import descendant_pids, kill_each
 
 _NOT_FORWARDED = {
     signal.SIGKILL,

@@ -1,9 +1,9 @@
 """Supervised processes: started, restarted with backoff, and stopped in dependency
 order inside the app's one grace window.
 
-A :class:`Supervisor` holds :class:`~graceful._managed.Managed` processes (their
-life: ``_managed``; one run of one: ``_process``; their output: ``_output``; the
-restart policy: ``_backoff``) and decides the order: spawns one per turn of the
+A :class:`Supervisor` holds :class:`~graceful._supervise.program.Managed` processes (their
+life: ``program``; one run of one: ``process``; their output: ``output``; the
+restart policy: ``backoff``) and decides the order: spawns one per turn of the
 loop, dependencies before dependants, stops dependants first. Tasks appear only
 where the app itself awaits (``wait()``, ``stop()``, ``async with``) and in a
 SIGHUP rolling restart, which the shutdown supersedes.
@@ -27,14 +27,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ._backoff import Backoff
-from ._deadline import KILL_RESERVE, Deadline
-from ._errors import EXIT_FAILURE, NotRunningError, UsageError
-from ._managed import DEFAULT_STOP_TIMEOUT, FINAL, Managed, ProcessState
-from ._process import describe
+from .._core.deadline import KILL_RESERVE, Deadline
+from .._errors import EXIT_FAILURE, NotRunningError, UsageError
+from .backoff import Backoff
+from .process import describe
+from .program import DEFAULT_STOP_TIMEOUT, FINAL, Managed, ProcessState
 
 if TYPE_CHECKING:
-    from ._runtime import Run
+    from .._core.runtime import Run
 
 log = logging.getLogger("graceful")
 
@@ -332,7 +332,7 @@ class Supervisor:
         self._stop_ready()
 
     def _essential_ended(self, managed: Managed) -> None:
-        from ._runtime import request_shutdown
+        from .._core.runtime import request_shutdown
 
         failed = managed.state == ProcessState.FAILED or managed.returncode != 0
         code = EXIT_FAILURE if failed else 0
@@ -366,7 +366,7 @@ def _unregister(sup: Supervisor) -> None:
 
 
 def _current_run() -> Run | None:
-    from . import _runtime
+    from .._core import runtime as _runtime
 
     return _runtime._current
 

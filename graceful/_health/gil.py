@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ._lag import start_daemon
+from .lag import start_daemon
 
 PERIOD = 0.001
 CHECK_CLOSED = 1.0

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
 
-from ._errors import UsageError
+from .._errors import UsageError
 
 F = TypeVar("F", bound=Callable[[], Awaitable[Any]])
 

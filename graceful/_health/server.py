@@ -20,7 +20,7 @@ lingering close. At most ``MAX_CONNECTIONS`` are open; a new one evicts one alre
 answered, else the oldest that has not sent a whole request, never one being answered,
 so a flood of idle connections cannot lock the kubelet out.
 
-Readiness checks run on the app's loop (``_checks``), concurrently, each bounded by
+Readiness checks run on the app's loop (``checks``), concurrently, each bounded by
 its timeout. One run at a time: requests arriving meanwhile share its results, so a
 flood of ``/readyz`` cannot pile work onto the loop; if the loop does not finish the
 run in time (blocked), the answer is 503 without scheduling another.
@@ -40,12 +40,12 @@ from typing import Any
 
 import h11
 
-from ._checks import CheckRun
-from ._config import Config, source_example
-from ._errors import UsageError
-from ._gil import start_nudger
-from ._lag import LoopLag, start_daemon
-from ._readiness import state as readiness
+from .._config import Config, source_example
+from .._errors import UsageError
+from .checks import CheckRun
+from .gil import start_nudger
+from .lag import LoopLag, start_daemon
+from .readiness import state as readiness
 
 log = logging.getLogger("graceful")
 

@@ -62,7 +62,7 @@ def thread_stack(ident: int | None) -> str:
     return stack_from_the_app(frame)
 
 
-_OURS = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_OURS = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # graceful/
 _ASYNCIO = os.path.join(os.path.dirname(os.path.abspath(os.__file__)), "asyncio") + os.sep
 
 

@@ -3,7 +3,7 @@
 Every phase logs one line with what it did and how long it took; the results are
 gathered into the summary line and the exit code.
 
-The budget (``_budget``): the drain (phase 3, first part) may run until only what
+The budget (``budget``): the drain (phase 3, first part) may run until only what
 the hooks declared and the cancellation's reserve are left; every unused second
 flows to the next step. With a 10 s grace, no drain delay and one hook declaring
 ``timeout=2``: drain up to 7.0 s, then cancellation up to 0.5 s, hooks at least 2 s.
@@ -19,16 +19,16 @@ import threading
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
-from . import _budget
-from ._children import Descendants
-from ._deadline import KILL_RESERVE, Deadline
-from ._errors import EXIT_FAILURE, exit_code_of
-from ._hooks import HookResults, run_hooks, snapshot, take_hooks
-from ._runtime import keep_logger_enabled
-from ._stacks import task_stack
+from .._errors import EXIT_FAILURE, exit_code_of
+from .._pid1.children import Descendants
+from . import budget as _budget
+from .deadline import KILL_RESERVE, Deadline
+from .hooks import HookResults, run_hooks, snapshot, take_hooks
+from .runtime import keep_logger_enabled
+from .stacks import task_stack
 
 if TYPE_CHECKING:
-    from ._runtime import Run
+    from .runtime import Run
 
 log = logging.getLogger("graceful")
 
@@ -55,7 +55,7 @@ class Outcome:
         self.phases_failed: list[int] = []
         self.noted_failures: list[str] = []  # e.g. "requests cut", from an integration
         self.supervised: Any = (
-            None  # graceful._supervisor.Stopping, when the app supervises processes
+            None  # graceful._supervise.supervisor.Stopping, when the app supervises processes
         )
 
     def failed(self) -> bool:
@@ -79,9 +79,9 @@ async def shutdown(run: Run) -> int:
     assert deadline is not None
     keep_logger_enabled()
     out = Outcome()
-    # Supervised processes (graceful._supervisor, loaded only by apps that use it)
+    # Supervised processes (graceful._supervise.supervisor, loaded only by apps that use it)
     # are stopped by their supervisor in dependency order, not by the blanket SIGTERM.
-    supervisor = sys.modules.get("graceful._supervisor")
+    supervisor = sys.modules.get("graceful._supervise.supervisor")
     children = Descendants(
         exclude=run.excluded_pids,
         skip=supervisor.owned_by_supervisors() if supervisor else None,

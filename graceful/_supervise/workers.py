@@ -27,11 +27,11 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 
-from ._config import MIN_GRACE, Config
-from ._deadline import KILL_RESERVE, safety_margin
-from ._managed import FINAL, Managed, ProcessState
-from ._runtime import request_shutdown, wait_for_shutdown
-from ._supervisor import Supervisor
+from .._config import MIN_GRACE, Config
+from .._core.deadline import KILL_RESERVE, safety_margin
+from .._core.runtime import request_shutdown, wait_for_shutdown
+from .program import FINAL, Managed, ProcessState
+from .supervisor import Supervisor
 
 NO_START_FILE = "GRACEFUL_NO_START_FILE"
 """Set in a worker's environment: where it writes its exit code if its app cannot be

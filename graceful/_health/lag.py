@@ -28,7 +28,7 @@ import threading
 import time
 from types import FrameType
 
-from ._stacks import stack_from_the_app
+from .._core.stacks import stack_from_the_app
 
 log = logging.getLogger("graceful")
 

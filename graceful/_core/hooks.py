@@ -29,8 +29,8 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
 
-from ._deadline import Deadline
-from ._errors import UsageError
+from .._errors import UsageError
+from .deadline import Deadline
 
 log = logging.getLogger("graceful")
 
@@ -335,7 +335,7 @@ async def _run_one(
     thread = HookThread(f"graceful-hook:{hook.name}", call)
     finished, _ = await asyncio.wait({done}, timeout=bound)
     if not finished:
-        from ._stacks import thread_stack
+        from .stacks import thread_stack
 
         done.cancel()
         return _TIMED_OUT, thread_stack(thread.ident), thread
@@ -357,7 +357,7 @@ async def _run_awaitable(aw: Awaitable[Any], name: str, bound: float) -> tuple[A
     task = asyncio.ensure_future(aw)
     finished, _ = await asyncio.wait({task}, timeout=bound)
     if not finished:
-        from ._stacks import task_stack
+        from .stacks import task_stack
 
         stack = task_stack(task)
         task.cancel()  # abandoned: not awaited, it may swallow the cancellation

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._readiness import Check
+from .readiness import Check
 
 log = logging.getLogger("graceful")
 

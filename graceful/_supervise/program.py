@@ -5,8 +5,8 @@ by a rolling restart.
 Everything here that must keep working during the shutdown is a loop callback,
 not a task: phase 3 of the shutdown cancels every task, and a restart decision,
 a stop in dependency order or a SIGKILL timer cut off there would leave
-processes behind. Exits come from pidfds (``_process``), the restart policy from
-``_backoff``; the :class:`~graceful._supervisor.Supervisor` decides the order.
+processes behind. Exits come from pidfds (``process``), the restart policy from
+``backoff``; the :class:`~graceful._supervise.supervisor.Supervisor` decides the order.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-from ._backoff import Backoff
-from ._output import TAIL_LINES
-from ._process import Instance, describe
-from ._readiness import state as readiness
+from .._health.readiness import state as readiness
+from .backoff import Backoff
+from .output import TAIL_LINES
+from .process import Instance, describe
 
 if TYPE_CHECKING:
-    from ._supervisor import Supervisor
+    from .supervisor import Supervisor
 
 log = logging.getLogger("graceful")
 

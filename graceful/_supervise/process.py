@@ -25,8 +25,8 @@ import subprocess
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
-from ._children import descendant_pids
-from ._output import Stream, pump
+from .._pid1.children import descendant_pids
+from .output import Stream, pump
 
 _HAVE_PIDFD = hasattr(os, "pidfd_open")
 _POLL_INTERVAL = 0.05  # only without pidfds

@@ -8,7 +8,7 @@ records the signal, arms the watchdog and wakes the loop with
 ``call_soon_threadsafe`` (as ``asyncio.Runner`` does for SIGINT); the shutdown
 itself runs on the loop. A second SIGINT is the one exception: it ends the
 process from the handler, because a person at a terminal wants it gone now.
-Libraries that replace the handler are dealt with in ``_signals``.
+Libraries that replace the handler are dealt with in ``signals``.
 
 Handlers are installed before the app module is imported, so a signal during a
 slow import starts the shutdown as soon as the import returns (and the watchdog
@@ -18,7 +18,7 @@ inherit it.
 A stop has two steps before the six phases: readiness fails at the trigger
 itself (in the signal handler), and with ``--drain-delay`` the app keeps running
 for the delay while ``main`` still runs; only then does ``wait_for_shutdown()``
-return and the sequence (``_shutdown``) start.
+return and the sequence (``sequence``) start.
 """
 
 from __future__ import annotations
@@ -43,9 +43,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from weakref import WeakSet
 
-from ._config import Config, source_example
-from ._deadline import Deadline, Watchdog, write_stderr
-from ._errors import (
+from .._config import Config, source_example
+from .._errors import (
     EXIT_FAILURE,
     EXIT_FORCED,
     ExitCall,
@@ -54,13 +53,14 @@ from ._errors import (
     UsageError,
     exit_code_of,
 )
-from ._hooks import ShutdownContext, required_arguments, take_hooks
-from ._readiness import state as readiness
-from ._signals import SignalGuard
-from ._tasks import TaskWatch, in_app
+from .._health.readiness import state as readiness
+from .deadline import Deadline, Watchdog, write_stderr
+from .hooks import ShutdownContext, required_arguments, take_hooks
+from .signals import SignalGuard
+from .tasks import TaskWatch, in_app
 
 if TYPE_CHECKING:
-    from ._health import HealthServer
+    from .._health.server import HealthServer
 
 log = logging.getLogger("graceful")
 
@@ -176,7 +176,7 @@ class Run:
             self.deadline_missed = True
             write_stderr(f"deadline of {self.config.grace:g} s reached (embedded run)", "ERROR")
             return
-        from ._stacks import thread_stack
+        from .stacks import thread_stack
 
         stack = thread_stack(threading.main_thread().ident)
         write_stderr(f"the main thread at the deadline (innermost last):\n{stack}", "ERROR")
@@ -299,7 +299,7 @@ class Run:
             elif self.deadline is None and target is not None:
                 await self._run_main(target)
             self.free_the_spare_descriptor()  # the stop path may need one (see below)
-            from ._shutdown import shutdown  # here: a run that never stops never loads it
+            from .sequence import shutdown  # here: a run that never stops never loads it
 
             code = await shutdown(self)
             self.sequence_done = True
@@ -376,7 +376,8 @@ def _load_the_stop_path() -> None:
     """Import what only a stop needs, once main is running: not on the start-up path
     (every start pays for it), not on the stop path (a stop would wait for it)."""
     try:
-        from . import _children, _shutdown, _stacks  # noqa: F401
+        from .._pid1 import children  # noqa: F401
+        from . import sequence, stacks  # noqa: F401
     except OSError:  # out of descriptors already: the stop loads it with its spare one
         pass
 
@@ -434,14 +435,14 @@ def force_exit(code: int, why: str) -> None:
     Used by the second SIGINT and the watchdog; takes no lock, so it works from a
     signal handler and while another thread is stuck.
     """
-    from ._children import descendant_pids, kill_each  # (per-module import locks: safe here)
+    from .._pid1.children import descendant_pids, kill_each  # (per-module import locks: safe here)
 
     try:
         killed = kill_each(descendant_pids(), signal.SIGKILL)
     except OSError:  # /proc unreadable: exit all the same
         killed = 0
     extra = f", {killed} child process(es) killed" if killed else ""
-    from ._hooks import snapshot  # loaded with the runtime: no import lock to wait for
+    from .hooks import snapshot  # loaded with the runtime: no import lock to wait for
 
     left = [hook.name for hook in snapshot()]  # taken when phase 4 starts: these never ran
     if left:
@@ -499,7 +500,7 @@ def execute(
             # Bound before the app is imported (a port in use is a usage error), and
             # started while the stop signals are still blocked, so its threads keep
             # them blocked. Imported only when on: start-up time is a measured figure.
-            from ._health import HealthServer
+            from .._health.server import HealthServer
 
             run.health = HealthServer.start(config)
         if config.handle_signals:
@@ -529,7 +530,7 @@ def execute(
         finally:
             run.loop = None
             loop.close()
-        from ._shutdown import blocking_threads
+        from .sequence import blocking_threads
 
         stuck = [t.name for t in blocking_threads()]
         if stuck:
@@ -559,7 +560,7 @@ def in_the_apps_code(error: BaseException) -> str:
     of graceful's API at import time, starts a dozen frames deep in graceful)."""
     import traceback
 
-    ours = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # graceful/
     importlib_init = os.path.join("importlib", "__init__.py")
 
     def theirs(frame: traceback.FrameSummary) -> bool:
@@ -576,22 +577,22 @@ def in_the_apps_code(error: BaseException) -> str:
 
 def _did_not_start(error: BaseException) -> None:
     """A worker of ``--workers`` tells its parent that restarting it is useless."""
-    # _workers.NO_START_FILE, spelled out: importing _workers loads the supervisor.
+    # workers.NO_START_FILE, spelled out: importing workers loads the supervisor.
     if "GRACEFUL_NO_START_FILE" in os.environ:
-        from ._workers import tell_the_parent_it_did_not_start
+        from .._supervise.workers import tell_the_parent_it_did_not_start
 
         tell_the_parent_it_did_not_start(exit_code_of(error))
 
 
 def _warn_if_hooks_do_not_fit(config: Config) -> None:
     """One line at start-up when the hooks' declared timeouts cannot fit the window."""
-    from ._hooks import snapshot
+    from .hooks import snapshot
 
     hooks = snapshot()
     if not hooks:
         return
-    from ._budget import split
-    from ._deadline import safety_margin
+    from .budget import split
+    from .deadline import safety_margin
 
     left = config.grace - safety_margin(config.grace) - config.drain_delay
     budget = split(left, (h.timeout for h in hooks))
