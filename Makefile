@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: example test lint suite test-all test-rolling test-containers bench mutants
+.PHONY: example test lint suite test-all test-rolling test-containers docs bench mutants
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,16 @@ test-containers: $(VENV)/.installed-containers
 
 $(VENV)/.installed-containers: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[dev,containers]'
+	touch $@
+
+# The documentation site, from docs/ and mkdocs.yml, built into site/ (warnings are
+# errors): open site/index.html, or run `$(BIN)/mkdocs serve` for a live preview.
+# NO_MKDOCS_2_WARNING quiets the theme's notice about its successor on every build.
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+$(VENV)/.installed-docs: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,docs]'
 	touch $@
 
 # The suite on every Python 3.10-3.13 found on this machine, one venv each.
