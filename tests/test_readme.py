@@ -1,5 +1,5 @@
-"""The README's first example, copied from the README and run: its sample output is what
-the code prints today (durations aside)."""
+"""The first example, copied from the README and from the documentation site's pages and
+run: each sample output shown is what the code prints today (durations aside)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import poll_until
 
-README = Path(__file__).parent.parent / "README.md"
+ROOT = Path(__file__).parent.parent
+# page that shows the sample output -> page whose `# myapp.py` block printed it
+SAMPLES = {
+    "README.md": "README.md",
+    "docs/getting-started.md": "docs/getting-started.md",
+    "docs/stop-sequence.md": "docs/getting-started.md",
+}
 
 
 def block_after(text: str, first_line: str) -> str:
     """The fenced block whose first line is ``first_line``."""
     match = re.search(r"```\w*\n(" + re.escape(first_line) + r"\n.*?)```", text, re.S)
-    assert match, f"no block starting with {first_line!r} in the README"
+    assert match, f"no block starting with {first_line!r}"
     return match.group(1)
 
 
@@ -27,10 +35,13 @@ def normalized(line: str) -> str:
     return re.sub(r"took \d+\.\d ms", "took N ms", line)
 
 
-def test_the_first_example_prints_what_the_readme_shows(tmp_path: Path) -> None:
-    text = README.read_text()
-    (tmp_path / "myapp.py").write_text(block_after(text, "# myapp.py"))
-    sample = block_after(text, "graceful INFO: SIGTERM received: shutting down within 10 s")
+@pytest.mark.parametrize("page", sorted(SAMPLES))
+def test_the_first_example_prints_what_the_page_shows(page: str, tmp_path: Path) -> None:
+    example = block_after((ROOT / SAMPLES[page]).read_text(), "# myapp.py")
+    (tmp_path / "myapp.py").write_text(example)
+    sample = block_after(
+        (ROOT / page).read_text(), "graceful INFO: SIGTERM received: shutting down within 10 s"
+    )
     app = subprocess.Popen(
         [sys.executable, "-m", "graceful", "--health-port", "0", "--health-host", "127.0.0.1", "myapp:main"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -63,4 +74,4 @@ def test_the_first_example_prints_what_the_readme_shows(tmp_path: Path) -> None:
     printed = {normalized(line) for line in err.splitlines()}
     for line in sample.splitlines():
         if line != "...":
-            assert normalized(line) in printed, f"README shows {line!r}; printed:\n{err}"
+            assert normalized(line) in printed, f"{page} shows {line!r}; printed:\n{err}"
