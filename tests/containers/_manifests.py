@@ -3,11 +3,14 @@
 ``problems()`` reads rendered objects the way the kubelet would use them and names
 every rule broken, one line each; the tests feed it the real overlays (no problem
 expected) and broken copies (each problem expected), so a rule that never fires
-cannot pass unnoticed.
+cannot pass unnoticed. Besides the stop rules: credentials come from Secrets by key
+and show nowhere else, and a migration in an init container runs the app's image on
+the app's state, with Recreate.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import re
@@ -29,6 +32,8 @@ KUSTOMIZATIONS = {
     "web": "Dockerfile.web.example",
 }
 PROBES = {"readinessProbe": ("/readyz", "ready"), "livenessProbe": ("/livez", "live")}
+# A variable or ConfigMap key by this name holds a credential: it must come from a Secret.
+CREDENTIAL = re.compile(r"PASSWORD|SECRET|TOKEN|API_?KEY|CREDENTIAL", re.IGNORECASE)
 Doc = dict[str, Any]
 
 
@@ -58,7 +63,36 @@ def check(kustomization: str, docs: list[Doc]) -> list[str]:
     uid = re.search(r"^USER (\d+)", dockerfile, re.MULTILINE)
     assert uid, f"{KUSTOMIZATIONS[kustomization]} has no numeric USER line"
     volume = re.search(r"^VOLUME (\S+)", dockerfile, re.MULTILINE)
-    return problems(docs, int(uid.group(1)), volume.group(1) if volume else None)
+    found = problems(docs, int(uid.group(1)), volume.group(1) if volume else None)
+    return found + image_problems(docs, KUSTOMIZATIONS[kustomization])
+
+
+def image_problems(docs: list[Doc], dockerfile: str) -> list[str]:
+    """A Secret's value in the Dockerfile or in a file the build context lets in
+    (``.dockerignore`` admits files by ``!path``): it would be baked into the image."""
+    sources = [ROOT / dockerfile]
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        if line.startswith("!"):
+            path = ROOT / line[1:].rstrip("/")
+            sources += sorted(path.rglob("*")) if path.is_dir() else [path]
+    found: list[str] = []
+    for where, value in secret_values(docs).items():
+        for source in sources:
+            if source.is_file() and value.encode() in source.read_bytes():
+                found.append(f"{where}: its value is in {source.relative_to(ROOT)} (the image)")
+    return found
+
+
+def secret_values(docs: list[Doc]) -> dict[str, str]:
+    """{"secret NAME/KEY": decoded value} of every Secret in the objects."""
+    values: dict[str, str] = {}
+    for secret in (d for d in docs if d["kind"] == "Secret"):
+        name = secret["metadata"]["name"]
+        for key, encoded in secret.get("data", {}).items():
+            values[f"secret {name}/{key}"] = base64.b64decode(encoded).decode()
+        for key, value in secret.get("stringData", {}).items():
+            values[f"secret {name}/{key}"] = value
+    return values
 
 
 def settings(container: Doc, docs: list[Doc]) -> dict[str, str]:
@@ -86,6 +120,7 @@ def problems(docs: list[Doc], uid: int, state_dir: str | None) -> list[str]:
         found += service_problems(service, deployments, docs)
     for budget in (d for d in docs if d["kind"] == "PodDisruptionBudget"):
         found += budget_problems(budget, deployments)
+    found += secret_problems(docs, deployments)
     return found
 
 
@@ -117,7 +152,77 @@ def deployment_problems(
             found.append(f"{where}: {state_dir} is not on a volume (the root is read-only)")
         stateful = any(m in claims for m in mounts.values())
         found += strategy_problems(name, deployment["spec"], stateful)
+    for init in pod.get("initContainers", []):
+        where = f"{name}/{init['name']}"
+        found += security_problems(where, pod, init, uid)
+        found += migration_problems(where, init, pod["containers"][0], claims)
+    if pod.get("initContainers"):
+        kind = deployment["spec"].get("strategy", {}).get("type", "RollingUpdate")
+        if kind != "Recreate":
+            found.append(
+                f"{name}: a migration before start needs strategy Recreate"
+                " (a rolling update keeps old pods running on the migrated state)"
+            )
     return found
+
+
+def migration_problems(where: str, init: Doc, app: Doc, claims: set[str]) -> list[str]:
+    """A migration runs the app's own image (the code that knows the new schema) on the
+    state the app will read: each claim the app mounts, at the same path."""
+    found: list[str] = []
+    if init.get("image") != app.get("image"):
+        found.append(f"{where}: image {init.get('image')}, not the app's {app.get('image')}")
+    mounts = {(m["name"], m["mountPath"]) for m in init.get("volumeMounts", [])}
+    for mount in app.get("volumeMounts", []):
+        if mount["name"] in claims and (mount["name"], mount["mountPath"]) not in mounts:
+            found.append(f"{where}: does not mount the app's state at {mount['mountPath']}")
+    return found
+
+
+def secret_problems(docs: list[Doc], deployments: list[Doc]) -> list[str]:
+    """Credentials come from a Secret by key (secretKeyRef) to a Secret that has that
+    key, and a Secret's value appears in no ConfigMap and no literal ``env`` value."""
+    values = secret_values(docs)
+    secrets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
+    found: list[str] = []
+    for where, value in values.items():
+        if value != value.strip():
+            found.append(f"{where}: the value has leading or trailing whitespace")
+    for deployment in deployments:
+        pod = deployment["spec"]["template"]["spec"]
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            where = f"{deployment['metadata']['name']}/{container['name']}"
+            for env in container.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref is not None:
+                    found += reference_problems(f"{where}: {env['name']}", ref, secrets)
+                elif CREDENTIAL.search(env["name"]):
+                    found.append(f"{where}: {env['name']} is not from a Secret (secretKeyRef)")
+                for secret, value in values.items():
+                    if value and value in str(env.get("value", "")):
+                        found.append(f"{where}: {env['name']} holds the value of {secret}")
+    for configmap in (d for d in docs if d["kind"] == "ConfigMap"):
+        name = configmap["metadata"]["name"]
+        for key, text in configmap.get("data", {}).items():
+            if CREDENTIAL.search(key):
+                found.append(f"configmap {name}: {key} is a credential (it belongs in a Secret)")
+            for secret, value in values.items():
+                if value and value in text:
+                    found.append(f"configmap {name}: {key} holds the value of {secret}")
+    return found
+
+
+def reference_problems(where: str, ref: Doc, secrets: dict[str, Doc]) -> list[str]:
+    """A secretKeyRef names a Secret and a key that exist: without ``optional: true``
+    a missing one keeps the pod from starting (CreateContainerConfigError)."""
+    if ref.get("optional"):
+        return []
+    secret = secrets.get(ref["name"])
+    if secret is None:
+        return [f"{where} from Secret {ref['name']}, which is not in the manifests"]
+    if ref["key"] not in {**secret.get("data", {}), **secret.get("stringData", {})}:
+        return [f"{where} from Secret {ref['name']}, which has no key {ref['key']}"]
+    return []
 
 
 def probe_problems(where: str, container: Doc, env: dict[str, str]) -> list[str]:

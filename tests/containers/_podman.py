@@ -55,12 +55,14 @@ def environment() -> dict[str, str]:
 
 
 def podman(
-    *args: str, timeout: float = 60.0, check: bool = True
+    *args: str, timeout: float = 60.0, check: bool = True, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run one podman command; with ``check``, fail on a non-zero exit with its stderr."""
+    """Run one podman command (``input`` on its stdin); with ``check``, fail on a
+    non-zero exit with its stderr."""
     try:
         result = subprocess.run(
             ["podman", *args],
+            input=input,
             env=environment(),
             capture_output=True,
             text=True,

@@ -18,6 +18,23 @@ from the rendered Deployment, with its ConfigMap, its security context and its c
   the copy binds 127.0.0.1 and a free port instead.
 - ``kube down`` SIGKILLs the pod without SIGTERM in this version: the test stops the
   pod with `podman pod stop` first, as a user should.
+
+Secrets and init containers, measured with podman 4.3.1 here:
+- a ``Secret`` object in the played file is stored as a podman secret (``podman
+  secret ls`` shows it; ``kube down`` leaves it behind), but what is stored is the
+  object as YAML, and a ``secretKeyRef`` to it then fails the whole play: "cannot set
+  env ...: secret ... is not valid JSON". A podman secret whose content is the
+  Secret's ``data`` as JSON (``{"password": "<base64>"}``, made with `podman secret
+  create`) is read by ``secretKeyRef``: the copy played here drops the Secret object
+  and creates that secret instead, under a name of its own;
+- init containers run in their order, each to completion, before the app's containers
+  are created, and are removed once done (their output with them); one that exits
+  non-zero is retried, and after about 20 s the play fails ("init container ...
+  exited with code 3") without starting the app. But they take the pod's
+  ``restartPolicy``, which a Deployment fixes at Always: each init container is then
+  restarted as soon as it exits 0, and after about 20 s the play fails ("failed to
+  remove once init container ... as it is running"). The copy played here says
+  ``restartPolicy: OnFailure`` (which only a bare Pod may say in Kubernetes).
 """
 
 from __future__ import annotations
@@ -32,8 +49,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ._manifests import Doc, render
-from ._podman import APP_UID, HEALTH_PORT, STATE_DIR, Container, podman, unique, volume_path
+from ._manifests import Doc, render, secret_values
+from ._podman import (
+    APP_UID,
+    HEALTH_PORT,
+    STATE_DIR,
+    Container,
+    podman,
+    unique,
+    volume_path,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -48,7 +73,8 @@ def free_port() -> int:
 class Played:
     """One `kube play` of a rendered kustomization, adjusted to run here: the local
     image, IfNotPresent, one replica (more would clash on the host ports), each port
-    on 127.0.0.1 at a free host port, names of its own."""
+    on 127.0.0.1 at a free host port, names of its own; each Secret made a podman
+    secret, and restartPolicy OnFailure for the init containers (see above)."""
 
     def __init__(
         self,
@@ -68,6 +94,12 @@ class Played:
         for doc in self.docs:
             if doc["kind"] == "PersistentVolumeClaim":
                 doc["metadata"]["name"] = self.claim
+        self.secret_values = secret_values(self.docs)
+        self.secrets: dict[str, str] = {}  # the manifest's name: the podman secret's
+        for secret in [d for d in self.docs if d["kind"] == "Secret"]:
+            self.docs.remove(secret)
+            name = self.secrets[secret["metadata"]["name"]] = unique(self.name)
+            podman("secret", "create", name, "-", input=json.dumps(secret["data"]))
         self.adjust(deployment)
         self.file = tmp_path / "played.yaml"
         self.file.write_text(yaml.safe_dump_all(self.docs))
@@ -81,8 +113,16 @@ class Played:
         deployment["spec"]["replicas"] = 1
         pod = deployment["spec"]["template"]["spec"]
         container = pod["containers"][0]
-        container["image"] = self.image
-        container["imagePullPolicy"] = "IfNotPresent"
+        for each in pod.get("initContainers", []) + pod["containers"]:
+            if each["image"] == container["image"]:
+                each["image"] = self.image
+            each["imagePullPolicy"] = "IfNotPresent"
+            for env in each.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref is not None:
+                    ref["name"] = self.secrets[ref["name"]]
+        if pod.get("initContainers"):
+            pod["restartPolicy"] = "OnFailure"
         for port in container["ports"]:
             self.host_ports[port["name"]] = free_port()
             port.update(hostIP="127.0.0.1", hostPort=self.host_ports[port["name"]])
@@ -106,6 +146,8 @@ class Played:
         podman("pod", "stop", "--time", "0", self.pod, check=False)
         podman("kube", "down", str(self.file), check=False)
         podman("volume", "rm", "--force", self.claim, check=False)
+        for secret in self.secrets.values():
+            podman("secret", "rm", secret, check=False)
         self.container.logs.close()
 
 
@@ -214,3 +256,41 @@ def test_kube_play_exec_probe_pointed_elsewhere_fails(image: str, tmp_path: Path
         assert podman("healthcheck", "run", played.container.name, check=False).returncode != 0
     finally:
         played.down()
+
+
+def test_kube_play_of_staging_migrates_first_and_keeps_the_password_out_of_sight(
+    played: Played, image: str
+) -> None:
+    container = played.container
+    container.logs.expect("counter started at jobs_done=0")
+    # The init container ran the migration to completion before the app's container
+    # started: the schema version it recorded is older than the app's start.
+    schema = volume_path(played.claim) / "schema.json"
+    assert json.loads(schema.read_text()) == {"version": 1}
+    recorded = schema.stat().st_mtime_ns
+    assert recorded <= int(container.inspect("{{.State.StartedAt.UnixNano}}"))
+
+    # The password reached the app through secretKeyRef, and nowhere else.
+    (password,) = played.secret_values.values()
+    env = dict(line.split("=", 1) for line in container.exec("env").stdout.splitlines())
+    assert env["DATABASE_PASSWORD"] == password
+    assert password not in podman("image", "inspect", image).stdout
+    found = container.exec("grep", "-rlF", password, "/app", "/opt/venv", check=False)
+    assert found.returncode == 1, found.stdout + found.stderr  # 1: no file holds it
+
+    # Idempotent: run again (as the next start of the pod does), nothing to do.
+    migrate = ["python", "-m", "graceful", "--", "python", "-m", "examples.migrate"]
+    again = container.exec(*migrate)
+    assert "schema version 1, up to date" in again.stdout
+    assert password not in again.stdout + again.stderr
+    assert schema.stat().st_mtime_ns == recorded
+    # State of a newer version (a rollback to this image): refused, left as it was.
+    schema.write_text(json.dumps({"version": 2}))
+    older = container.exec(*migrate, check=False)
+    assert older.returncode == 3, older.stdout + older.stderr
+    assert "schema version 2 is newer than this image knows (1)" in older.stderr
+    assert json.loads(schema.read_text()) == {"version": 2}
+
+    assert played.stop()[1] == 0
+    container.logs.expect("saved jobs_done=")
+    assert all(password not in line for line in container.logs.drain())

@@ -1,8 +1,10 @@
 """examples/kubernetes: every overlay renders, validates strictly and follows the stop
-rules; each rule is shown to fire on a broken copy."""
+rules, the credential rules and the migration rules; each rule is shown to fire on a
+broken copy."""
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 from collections.abc import Callable
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ._manifests import KUSTOMIZATIONS, Doc, check, render
+from ._manifests import KUSTOMIZATIONS, Doc, check, render, secret_values
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -53,6 +55,45 @@ def test_the_counter_keeps_its_state_on_a_claim_and_the_web_service_has_none() -
     kinds = {name: {d["kind"] for d in render(name)} for name in KUSTOMIZATIONS}
     assert all("PersistentVolumeClaim" in kinds[name] for name in kinds if name != "web")
     assert "PersistentVolumeClaim" not in kinds["web"]
+
+
+COUNTER = [name for name in KUSTOMIZATIONS if name != "web"]
+
+
+@pytest.mark.parametrize("kustomization", COUNTER)
+def test_the_counter_reads_its_password_from_its_secret_by_key(kustomization: str) -> None:
+    docs = render(kustomization)
+    secret = next(d for d in docs if d["kind"] == "Secret")
+    env = {e["name"]: e for e in container(docs)["env"]}
+    assert env["DATABASE_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": secret["metadata"]["name"],  # the generated name, with its hash
+        "key": "password",
+    }
+    assert "DATABASE_PASSWORD" not in config(docs)
+    (value,) = secret_values(docs).values()
+    assert "placeholder" in value  # the example's file, not a credential
+
+
+def test_each_environment_has_its_own_password() -> None:
+    staging, production = render("overlays/staging"), render("overlays/production")
+    assert secret_values(staging) != secret_values(production)
+
+
+@pytest.mark.parametrize("kustomization", COUNTER)
+def test_the_migration_runs_the_apps_image_before_it_with_recreate(kustomization: str) -> None:
+    docs = render(kustomization)
+    spec = deployment(docs)["spec"]
+    (migrate,) = spec["template"]["spec"]["initContainers"]
+    assert migrate["image"] == container(docs)["image"]
+    assert migrate["command"][-3:] == ["python", "-m", "examples.migrate"]
+    assert migrate["volumeMounts"] == container(docs)["volumeMounts"]
+    assert spec["strategy"] == {"type": "Recreate"}
+
+
+def test_the_web_example_has_no_migration_and_no_secret() -> None:
+    docs = render("web")
+    assert "initContainers" not in deployment(docs)["spec"]["template"]["spec"]
+    assert "Secret" not in {d["kind"] for d in docs}
 
 
 def test_overlays_differ_in_settings_and_resources() -> None:
@@ -122,6 +163,64 @@ def private_health_server(docs: list[Doc]) -> None:
         container(docs)[kind] = {"exec": {"command": probe}}
 
 
+def secret(docs: list[Doc]) -> Doc:
+    return next(d for d in docs if d["kind"] == "Secret")
+
+
+def migration(docs: list[Doc]) -> Doc:
+    found: Doc = deployment(docs)["spec"]["template"]["spec"]["initContainers"][0]
+    return found
+
+
+def password(docs: list[Doc]) -> str:
+    (value,) = secret_values(docs).values()
+    return value
+
+
+def password_as_literal(docs: list[Doc]) -> None:
+    container(docs)["env"] = [{"name": "DATABASE_PASSWORD", "value": password(docs)}]
+
+
+def password_in_configmap(docs: list[Doc]) -> None:
+    """Moved to the ConfigMap, under a name the credential rule would not know."""
+    config(docs)["DB_PASS"] = password(docs)
+
+
+def password_key(key: str) -> Callable[[list[Doc]], None]:
+    def change(docs: list[Doc]) -> None:
+        container(docs)["env"][0]["valueFrom"]["secretKeyRef"]["key"] = key
+
+    return change
+
+
+def no_secret(docs: list[Doc]) -> None:
+    docs.remove(secret(docs))
+
+
+def password_with_newline(docs: list[Doc]) -> None:
+    """What ``files:`` in a secretGenerator makes of a file an editor ended with a newline."""
+    secret(docs)["data"]["password"] = base64.b64encode(password(docs).encode() + b"\n").decode()
+
+
+def password_in_image(docs: list[Doc]) -> None:
+    """The Secret holds a value the image carries (a default baked into the Dockerfile)."""
+    secret(docs)["data"]["password"] = base64.b64encode(b"COUNTER_STATE=").decode()
+
+
+def set_migration(key: str, value: object) -> Callable[[list[Doc]], None]:
+    return lambda docs: migration(docs).__setitem__(key, value)
+
+
+def rolling_migration(docs: list[Doc]) -> None:
+    """A stateless service (no claim) with a migration and a rolling update."""
+    stateless(docs)
+    migration(docs)["volumeMounts"] = []
+    deployment(docs)["spec"]["strategy"] = {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
+
+
 def probe_port(port: object) -> Callable[[list[Doc]], None]:
     return lambda docs: container(docs)["readinessProbe"]["httpGet"].__setitem__("port", port)
 
@@ -163,6 +262,32 @@ BROKEN: dict[str, tuple[Callable[[list[Doc]], None], str]] = {
     ),
     "two writers of one state": (set_spec("replicas", 2), "needs replicas: 1"),
     "stateless service with Recreate": (stateless, "RollingUpdate with maxUnavailable: 0"),
+    "password as a literal value": (
+        password_as_literal,
+        "counter/counter: DATABASE_PASSWORD is not from a Secret",
+    ),
+    "password copied into the ConfigMap": (password_in_configmap, "DB_PASS holds the value of"),
+    "credential named in the ConfigMap": (
+        set_config("API_TOKEN", "x"),
+        "API_TOKEN is a credential",
+    ),
+    "secretKeyRef to a missing key": (password_key("pass"), "which has no key pass"),
+    "secretKeyRef to a missing Secret": (no_secret, "which is not in the manifests"),
+    "password with a trailing newline": (password_with_newline, "trailing whitespace"),
+    "password baked into the image": (password_in_image, "its value is in Dockerfile.example"),
+    "migration with another image than the app's": (
+        set_migration("image", "graceful-counter:0.0.9"),
+        "counter/migrate: image graceful-counter:0.0.9, not the app's",
+    ),
+    "migration without the app's state": (
+        set_migration("volumeMounts", []),
+        "counter/migrate: does not mount the app's state at /var/lib/counter",
+    ),
+    "migration with a writable root": (
+        set_migration("securityContext", {"readOnlyRootFilesystem": False}),
+        "counter/migrate: readOnlyRootFilesystem is not true",
+    ),
+    "migration with a rolling update": (rolling_migration, "a migration before start needs"),
 }
 
 
@@ -178,6 +303,7 @@ def test_rule_fires_on_a_broken_copy(case: str) -> None:
 def test_stateless_rolling_update_with_max_unavailable_0_passes() -> None:
     docs = render("overlays/staging")
     stateless(docs)
+    del deployment(docs)["spec"]["template"]["spec"]["initContainers"]  # no migration either
     deployment(docs)["spec"]["strategy"] = {
         "type": "RollingUpdate",
         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
