@@ -12,6 +12,7 @@ import signal
 import sys
 
 from . import __version__ as VERSION
+from . import _speak
 from ._config import SOURCES, Config, init_wanted
 from ._errors import GracefulError, TargetError, UsageError
 
@@ -290,7 +291,7 @@ def main(
         sys.argv = [spec, *app_args]
         return execute(config, lambda: load_target(module_name, attr), unblock=blocked, cli=True)
     except GracefulError as exc:
-        sys.stderr.write(f"graceful: error: {exc}\n")
+        _speak.usage_error(str(exc))
         return exc.exit_code
 
 
@@ -301,7 +302,7 @@ def _probe(args: list[str], blocked: frozenset[signal.Signals]) -> int:
     try:
         return probe(args, os.environ, sys.stdout, sys.stderr)
     except GracefulError as exc:
-        sys.stderr.write(f"graceful: error: {exc}\n")
+        _speak.usage_error(str(exc))
         return exc.exit_code
 
 

@@ -7,9 +7,8 @@ validated here, so the rest of the package can trust it.
 
 from __future__ import annotations
 
-import math
-
 from ._errors import UsageError
+from ._validate import seconds
 
 # typing is not imported at run time: this module is loaded before the fork into
 # the init, which should stay small (mypy treats TYPE_CHECKING as True).
@@ -204,30 +203,10 @@ def check(name: str, value: Any, source: str) -> Any:
     return text
 
 
-def _seconds(
-    source: str,
-    value: Any,
-    low: float,
-    high: float,
-    example: str,
-) -> float:
-    seconds = math.nan
-    if not isinstance(value, bool):
-        try:
-            seconds = float(value)
-        except (TypeError, ValueError):
-            pass
-    if math.isnan(seconds):
-        raise UsageError(
-            f"{source} must be a number of seconds, got {value!r};"
-            f" use e.g. {source_example(source, example)}"
-        )
-    if not low <= seconds <= high:
-        raise UsageError(
-            f"{source} must be between {low:g} and {high:g} seconds, got {value!r};"
-            f" use e.g. {source_example(source, example)}"
-        )
-    return seconds
+def _seconds(source: str, value: Any, low: float, high: float, example: str) -> float:
+    return seconds(
+        value, source, low=low, high=high, example=source_example(source, example), text=True
+    )
 
 
 # Signals a stop may not be made of: uncatchable, the child-status signal, the
@@ -310,11 +289,9 @@ def source_example(source: str, value: str) -> str:
 def say(config: Config, level: str, line: str) -> None:
     """One log line on stderr, timestamped as the logging module would, without it
     (for the code that runs before logging is set up, and in the init)."""
-    if LOG_LEVELS.index(level) < LOG_LEVELS.index(config.log_level):
-        return
-    from ._core.deadline import write_stderr
+    from ._speak import say as speak
 
-    write_stderr(line, level)
+    speak(level, line, config.log_level)
 
 
 def init_wanted(config: Config, exec_mode: bool) -> bool:

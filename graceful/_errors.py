@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 EXIT_OK = 0
 EXIT_FAILURE = 1  # the app failed, a hook failed or timed out, or the deadline was hit
 EXIT_USAGE = 2  # bad options, or a MODULE:ATTR that cannot be found
@@ -72,6 +70,7 @@ def exit_code_of(value: object) -> int:
                 value,
             )
         return status
-    sys.stderr.write(f"{value}\n")
-    sys.stderr.flush()
+    from ._speak import write
+
+    write(str(value))  # what sys.exit("message") prints
     return EXIT_FAILURE

@@ -16,6 +16,8 @@ BEFORE_THE_FORK = {
     "graceful._cli",
     "graceful._config",
     "graceful._errors",
+    "graceful._speak",
+    "graceful._validate",
     "graceful._core",
     "graceful._core.deadline",
     "graceful._pid1",

@@ -130,17 +130,3 @@ class Watchdog:
             if timeout <= 0:
                 self._on_expire()
                 return
-
-
-def write_stderr(line: str, level: str | None = None) -> None:
-    """Write one line to fd 2 without taking any Python-level lock; with ``level``, in
-    the format of graceful's log lines (``2026-12-06 10:00:00,123 graceful ERROR: ...``)
-    for the places that cannot use logging (a signal handler, a stuck thread's lock)."""
-    if level is not None:
-        now = time.time()
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
-        line = f"{stamp},{int(now % 1 * 1000):03d} graceful {level}: {line}"
-    try:
-        os.write(2, (line.rstrip("\n") + "\n").encode(errors="replace"))
-    except OSError:
-        pass

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
 
 from .._errors import UsageError
+from .._validate import flag, seconds
 from .deadline import Deadline
 
 log = logging.getLogger("graceful")
@@ -164,12 +165,9 @@ def on_shutdown(func: Any = None, /, *, timeout: float | None = None, always: bo
     abandoned (an async hook is cancelled, a sync hook's thread is left to die
     with the process), logged with its stack, and the next hook runs.
     """
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
-    ):
-        raise UsageError(f"on_shutdown(timeout=...) must be seconds > 0, got {timeout!r}")
-    if not isinstance(always, bool):
-        raise UsageError(f"on_shutdown(always=...) must be True or False, got {always!r}")
+    if timeout is not None:
+        timeout = seconds(timeout, "on_shutdown(timeout=...)", low_open=True, example="timeout=3")
+    flag(always, "on_shutdown(always=...)")
 
     def register(f: F) -> F:
         if not callable(f):

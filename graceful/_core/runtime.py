@@ -43,6 +43,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from weakref import WeakSet
 
+from .. import _speak
 from .._config import Config, source_example
 from .._errors import (
     EXIT_FAILURE,
@@ -54,13 +55,14 @@ from .._errors import (
     exit_code_of,
 )
 from .._health.readiness import state as readiness
-from .deadline import Deadline, Watchdog, write_stderr
+from .deadline import Deadline, Watchdog
 from .hooks import ShutdownContext, required_arguments, take_hooks
 from .signals import SignalGuard
 from .tasks import TaskWatch, in_app
 
 if TYPE_CHECKING:
     from .._health.server import HealthServer
+    from .notify import Notifier
 
 log = logging.getLogger("graceful")
 
@@ -112,6 +114,7 @@ class Run:
         self.tasks = TaskWatch(self._task_died, lambda: self.deadline is not None, record=embedded)
         self.executor: Executor | None = None  # ours, where the loop's own is out of reach
         self.health: HealthServer | None = None  # --health-port: started by execute()
+        self.notifier: Notifier | None = None  # NOTIFY_SOCKET set: made by execute()
         self._spare: int | None = None  # a descriptor kept for the stop
 
     # -- starting the shutdown ---------------------------------------------------------
@@ -131,6 +134,8 @@ class Run:
         self.deadline = Deadline(self.config.grace)
         self.reason, self.signal, self.exit_code = reason, sig, exit_code
         self.watchdog.arm(self.deadline)
+        if self.notifier is not None:
+            self.notifier.stopping()
         return True
 
     def handle_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -174,12 +179,12 @@ class Run:
         """Runs on the watchdog thread at the hard deadline."""
         if self.embedded:
             self.deadline_missed = True
-            write_stderr(f"deadline of {self.config.grace:g} s reached (embedded run)", "ERROR")
+            _speak.say("ERROR", f"deadline of {self.config.grace:g} s reached (embedded run)")
             return
         from .stacks import thread_stack
 
         stack = thread_stack(threading.main_thread().ident)
-        write_stderr(f"the main thread at the deadline (innermost last):\n{stack}", "ERROR")
+        _speak.say("ERROR", f"the main thread at the deadline (innermost last):\n{stack}")
         where = (
             "while the interpreter exited (a blocking atexit handler or thread)"
             if self.sequence_done
@@ -288,6 +293,8 @@ class Run:
             loop.set_default_executor(self.executor)
         if self.health is not None:  # the loop-lag heartbeat, and the loop for the checks
             self.health.attach(loop)
+        if self.notifier is not None:
+            self.notifier.attach(loop)
         if self.config.handle_signals:
             self.guard.watch(loop)
         self.tasks.install(loop)
@@ -368,7 +375,7 @@ def keep_logger_enabled() -> None:
 
 
 def _main_reached_an_await() -> None:
-    readiness.main_running = True
+    readiness.start_main()
     asyncio.get_running_loop().call_soon(_load_the_stop_path)
 
 
@@ -447,7 +454,7 @@ def force_exit(code: int, why: str) -> None:
     left = [hook.name for hook in snapshot()]  # taken when phase 4 starts: these never ran
     if left:
         extra += f"; the shutdown hooks {left} did not run (state they save was not saved)"
-    write_stderr(f"{why}: exiting now with code {code}{extra}", "ERROR")
+    _speak.say("ERROR", f"{why}: exiting now with code {code}{extra}")
     os._exit(code)
 
 
@@ -496,6 +503,12 @@ def execute(
     readiness.begin(config.readiness)
     _current = run
     try:
+        if os.environ.get("NOTIFY_SOCKET"):  # a service manager listens (loaded only then)
+            from .notify import Notifier
+
+            run.notifier = Notifier.from_environment()
+            if run.notifier is not None:
+                readiness.on_change = run.notifier.readiness_changed
         if config.health_port is not None:
             # Bound before the app is imported (a port in use is a usage error), and
             # started while the stop signals are still blocked, so its threads keep
@@ -544,6 +557,9 @@ def execute(
     finally:
         if run.health is not None:  # closed in phase 6 already, unless the run failed
             run.health.close()
+        if run.notifier is not None:
+            readiness.on_change = None
+            run.notifier.close()
         if not cli:
             run.watchdog.close()
             run.guard.restore()
@@ -658,7 +674,7 @@ def configure_logging(level: str) -> None:
     log.setLevel(level)
     if not any(isinstance(f, _OnlyWithoutRootHandlers) for h in log.handlers for f in h.filters):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s graceful %(levelname)s: %(message)s"))
+        handler.setFormatter(logging.Formatter(_speak.log_format()))
         handler.addFilter(_OnlyWithoutRootHandlers())
         log.addHandler(handler)
 

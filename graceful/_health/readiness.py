@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
 
 from .._errors import UsageError
+from .._validate import flag, seconds
 
 F = TypeVar("F", bound=Callable[[], Awaitable[Any]])
 
@@ -34,7 +35,16 @@ class Check:
 
 
 class Readiness:
-    __slots__ = ("mode", "main_running", "app_flag", "stopping", "blocked", "checks", "_lock")
+    __slots__ = (
+        "mode",
+        "main_running",
+        "app_flag",
+        "stopping",
+        "blocked",
+        "checks",
+        "on_change",
+        "_lock",
+    )
 
     def __init__(self) -> None:
         self.mode = "auto"
@@ -43,6 +53,8 @@ class Readiness:
         self.stopping = False
         self.blocked: dict[str, str] = {}
         self.checks: dict[str, Check] = {}
+        self.on_change: Callable[[], None] | None = None
+        """Told when readiness may have turned on (the notify protocol's READY=1)."""
         self._lock = threading.Lock()
 
     def begin(self, mode: str) -> None:
@@ -77,6 +89,17 @@ class Readiness:
     def unblock(self, name: str) -> None:
         with self._lock:
             self.blocked = {k: v for k, v in self.blocked.items() if k != name}
+        self.changed()
+
+    def start_main(self) -> None:
+        """``main`` reached its first await: the app runs."""
+        self.main_running = True
+        self.changed()
+
+    def changed(self) -> None:
+        on_change = self.on_change
+        if on_change is not None:
+            on_change()
 
 
 state = Readiness()
@@ -90,9 +113,9 @@ def set_ready(ready: bool = True) -> None:
     Once a stop has begun, readiness stays off whatever is set here. Safe to call
     from any thread, at any time.
     """
-    if not isinstance(ready, bool):
-        raise UsageError(f"set_ready() takes True or False, got {ready!r}")
+    flag(ready, "set_ready()'s argument")
     state.app_flag = ready
+    state.changed()
 
 
 @overload
@@ -114,8 +137,7 @@ def readiness_check(
     **Deadline:** a check still running at its timeout is cancelled and reported
     as timed out. Checks are not run once a stop has begun.
     """
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise UsageError(f"readiness_check(timeout=...) must be seconds > 0, got {timeout!r}")
+    timeout = seconds(timeout, "readiness_check(timeout=...)", low_open=True, example="timeout=0.5")
 
     def register(f: F) -> F:
         import inspect

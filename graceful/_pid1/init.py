@@ -37,8 +37,9 @@ import signal
 import sys
 import time
 
+from .. import _speak
 from .._config import Config, say
-from .._core.deadline import KILL_RESERVE, safety_margin, write_stderr
+from .._core.deadline import KILL_RESERVE, safety_margin
 from .children import descendant_pids, kill_each
 
 _NOT_FORWARDED = {
@@ -107,9 +108,10 @@ def _become_subreaper() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         err = ctypes.get_errno()
-        write_stderr(
-            f"graceful: warning: could not become a child subreaper ({os.strerror(err)});"
-            " orphans will go to the system's init instead"
+        _speak.say(
+            "WARNING",
+            f"could not become a child subreaper ({os.strerror(err)});"
+            " orphans will go to the system's init instead",
         )
 
 
@@ -176,7 +178,7 @@ def _enter_app(
             code, fix = EXIT_NOT_EXECUTABLE, f"not executable ({exc.strerror}); check its mode"
         else:
             code, fix = EXIT_NOT_EXECUTABLE, f"could not be run ({exc.strerror})"
-        write_stderr(f"graceful: error: command {command[0]!r} {fix}")
+        _speak.usage_error(f"command {command[0]!r} {fix}")
         os._exit(code)
 
 

@@ -13,13 +13,15 @@ blocks on its full pipe: nothing is dropped.
 Lines are never split: the end of a chunk without a newline waits for the next
 chunk. Only a line longer than ``MAX_LINE`` is cut (at that length, give or take a
 chunk), so that a child that never writes a newline cannot take all memory. stdout and stderr
-are separate pipes, so a line of one can never be cut into by the other.
+are separate pipes, so a line of one can never be cut into by the other, and each
+line's level says which it came from unless the line names its own.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import select
 import threading
 from collections import deque
@@ -34,7 +36,7 @@ TAIL_LINES = 10
 class Stream:
     """One pipe from a managed process (its read end), logged line by line."""
 
-    __slots__ = ("fd", "label", "logger", "level", "tail", "on_eof", "_partial")
+    __slots__ = ("fd", "label", "logger", "level", "tail", "on_eof", "_partial", "_last")
 
     def __init__(
         self,
@@ -49,6 +51,7 @@ class Stream:
         self.tail = tail
         self.on_eof = on_eof
         self._partial = bytearray()
+        self._last = level  # the level of the line before (for continuation lines)
 
     def feed(self, data: bytes) -> None:
         """Log the whole lines in ``data``; keep the unfinished end for the next chunk."""
@@ -76,19 +79,47 @@ class Stream:
         lines = complete.decode(errors="replace").split("\n")
         self.tail.extend(line.rstrip("\r") for line in lines[-TAIL_LINES:])
         logger = self.logger
-        if not logger.isEnabledFor(self.level):
-            return
         # makeRecord + handle: what logger.info does, minus the caller lookup (which
         # walks the stack for every line and would name this module anyway).
-        make, handle, name, level, label = (
-            logger.makeRecord,
-            logger.handle,
-            logger.name,
-            self.level,
-            self.label,
-        )
+        make, handle, name, label = logger.makeRecord, logger.handle, logger.name, self.label
         for line in lines:
-            handle(make(name, level, __file__, 0, "[%s] %s", (label, line.rstrip("\r")), None))
+            level, text = self._level_of(line.rstrip("\r"))
+            if logger.isEnabledFor(level):
+                handle(make(name, level, __file__, 0, "[%s] %s", (label, text), None))
+
+    def _level_of(self, line: str) -> tuple[int, str]:
+        """The level to log ``line`` at, and its text: a graceful app's line at its own
+        level without its timestamp; a line that names its level (``ERROR``, ``WARN``
+        ...) at that level; a traceback's or an indented continuation line at the level
+        of the line before; any other at the stream's (stdout INFO, stderr WARNING)."""
+        found = _GRACEFUL_LINE.match(line)
+        if found is not None:
+            self._last = _LEVELS[found.group(1)]
+            return self._last, found.group(2)
+        if line[:1].isspace() or line.startswith("Traceback "):
+            return self._last, line
+        named = _NAMED_LEVEL.search(line, 0, 48)
+        self._last = _LEVELS[named.group(1)] if named is not None else self.level
+        return self._last, line
+
+
+_GRACEFUL_LINE = re.compile(
+    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} graceful(?: \S+\[\d+\])?"
+    r" (DEBUG|INFO|WARNING|ERROR|CRITICAL): (.*)\Z",
+    re.S,
+)
+_NAMED_LEVEL = re.compile(r"\b(DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|CRITICAL|FATAL|PANIC)\b")
+_LEVELS = {
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "NOTICE": logging.INFO,
+    "WARNING": logging.WARNING,
+    "WARN": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "CRITICAL": logging.CRITICAL,
+    "FATAL": logging.CRITICAL,
+    "PANIC": logging.CRITICAL,
+}
 
 
 class Pump:

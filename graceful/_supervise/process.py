@@ -35,6 +35,40 @@ OUTPUT_GRACE = 0.5
 it may hold the pipe) before its exit is acted on."""
 
 
+# -- the parent's death ----------------------------------------------------------------
+#
+# A process we started must not outlive us: after a SIGKILL of the app (the OOM
+# killer, `timeout -s KILL`, systemd's KillMode=process) workers would otherwise run
+# on, reparented, still holding the shared port. The kernel's parent-death signal
+# (prctl PR_SET_PDEATHSIG) is set in the child between fork and exec; it survives
+# the exec. It costs the fork: Popen can no longer use vfork, which copies no page
+# tables, so a spawn takes about 1-2 ms instead of 0.15 ms from a 30 MB app
+# (8 ms from a 200 MB one), measured on 2 cores; small against any program's own
+# start. The signal is sent when the *thread* that forked ends: spawns happen on
+# the loop's thread, which outlives its supervisors. What the program's own
+# children do is theirs: the init (PID 1 or --init on) reaps and kills those.
+
+_PR_SET_PDEATHSIG = 1
+_prctl: Callable[..., int] | None = None
+
+
+def _dies_with_us(sig: int) -> Callable[[], None]:
+    """The ``preexec_fn`` that sets the parent-death signal in the child."""
+    global _prctl
+    if _prctl is None:
+        import ctypes
+
+        _prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here, not in the child
+    prctl, parent = _prctl, os.getpid()
+
+    def in_the_child() -> None:
+        prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if os.getppid() != parent:  # we died before the prctl: as if after it
+            os.kill(os.getpid(), sig)
+
+    return in_the_child
+
+
 class Instance:
     """One spawned process of a managed program."""
 
@@ -49,11 +83,13 @@ class Instance:
         logger: logging.Logger,
         tail: deque[str],
         pass_fds: Sequence[int],
+        death_signal: int,
         on_exit: Callable[[Instance], None],
     ) -> None:
         self.argv, self.env, self.cwd = list(argv), env, cwd
         self.output, self.label, self.logger, self.tail = output, label, logger, tail
         self.pass_fds = tuple(pass_fds)
+        self.death_signal = death_signal
         self.on_exit = on_exit
         self.popen: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None
@@ -61,6 +97,8 @@ class Instance:
         self.returncode: int | None = None
         self.counted = False
         """It ran for ``min_uptime`` (set by the owner)."""
+        self.ready = False
+        """It said READY=1 (``ready="notify"``; set by the owner)."""
         self.killed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pidfd: int | None = None
@@ -94,6 +132,7 @@ class Instance:
                 cwd=self.cwd,
                 pass_fds=self.pass_fds,
                 start_new_session=True,
+                preexec_fn=_dies_with_us(self.death_signal),
             )
         except BaseException:
             for r, w in pipes:
@@ -102,10 +141,10 @@ class Instance:
             raise
         self.pid = self.popen.pid
         self.started = loop.time()
-        for r, w in pipes:
+        for (r, w), level in zip(pipes, (logging.INFO, logging.WARNING), strict=False):
             os.close(w)
             self._open_streams += 1
-            pump().add(Stream(r, self.label, self.logger, logging.INFO, self.tail, self._eof))
+            pump().add(Stream(r, self.label, self.logger, level, self.tail, self._eof))  # out, err
         if _HAVE_PIDFD:
             try:
                 self._pidfd = os.pidfd_open(self.pid)

@@ -1,5 +1,5 @@
-"""One supervised program through its life: started, counted as started after
-``min_uptime``, restarted with backoff, failed, stopped with its group, replaced
+"""One supervised program through its life: started, up (after ``min_uptime``, or
+when it says ``READY=1``), restarted with backoff, failed, stopped with its group, replaced
 by a rolling restart.
 
 Everything here that must keep working during the shutdown is a loop callback,
@@ -16,15 +16,15 @@ import enum
 import logging
 import signal
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from .._health.readiness import state as readiness
-from .backoff import Backoff
 from .output import TAIL_LINES
 from .process import Instance, describe
 
 if TYPE_CHECKING:
+    from .options import Options
     from .supervisor import Supervisor
 
 log = logging.getLogger("graceful")
@@ -39,7 +39,7 @@ class ProcessState(str, enum.Enum):
     STARTING = "starting"
     """Waiting for its dependencies, or started and not yet up for ``min_uptime``."""
     RUNNING = "running"
-    """Up for at least ``min_uptime``: its start counted."""
+    """Up: it has run ``min_uptime`` seconds, or it said ``READY=1`` (``ready="notify"``)."""
     BACKING_OFF = "backing-off"
     """Exited; waiting out the delay before the next start."""
     STOPPING = "stopping"
@@ -59,37 +59,17 @@ FINAL = (ProcessState.EXITED, ProcessState.FAILED)
 class Managed:
     """A program kept running by a :class:`Supervisor`; made by ``Supervisor.start()``."""
 
-    def __init__(
-        self,
-        supervisor: Supervisor,
-        argv: list[str],
-        name: str,
-        *,
-        restart: str,
-        stop_signal: int,
-        stop_timeout: float | None,
-        env: dict[str, str] | None,
-        cwd: str | None,
-        backoff: Backoff,
-        min_uptime: float,
-        depends_on: list[Managed],
-        output: str,
-        logger: logging.Logger,
-        essential: bool,
-        blocks_readiness: bool,
-        rolling_restart: bool,
-        pass_fds: tuple[int, ...],
-        on_state: Callable[[Managed, ProcessState], Any] | None,
-    ) -> None:
-        self.name = name
-        self.argv = argv
-        self.restart = restart
-        self.stop_signal = signal.Signals(stop_signal)
-        self.stop_timeout = stop_timeout
-        self.min_uptime = min_uptime
-        self.essential = essential
-        self.blocks_readiness = blocks_readiness
-        self.rolling_restart = rolling_restart
+    def __init__(self, supervisor: Supervisor, options: Options, depends_on: list[Managed]) -> None:
+        self.options = options
+        self.name = options.name
+        self.argv = options.argv
+        self.restart = options.restart
+        self.stop_signal = options.stop_signal
+        self.stop_timeout = options.stop_timeout
+        self.min_uptime = options.min_uptime
+        self.essential = options.essential
+        self.blocks_readiness = options.blocks_readiness
+        self.rolling_restart = options.rolling_restart
         self.depends_on = depends_on
         self.dependants: list[Managed] = []
         self.restarts = 0
@@ -98,14 +78,14 @@ class Managed:
         """The exit status of its last run (negative: killed by that signal), as ``Popen``'s."""
         self.killed = False
         """It had to be SIGKILLed when it was stopped."""
+        self.status = ""
+        """The last ``STATUS=`` it sent (``ready="notify"``)."""
         self._sup = supervisor
         assert supervisor._loop is not None
         self._loop = supervisor._loop
         self._state = ProcessState.STARTING
-        self._env, self._cwd, self._output, self._logger = env, cwd, output, logger
-        self._pass_fds = pass_fds
-        self._backoff = backoff
-        self._on_state = on_state
+        self._backoff = options.backoff
+        self._on_state = options.on_state
         self._tail: deque[str] = deque(maxlen=TAIL_LINES)
         self._current: Instance | None = None
         self._instances: set[Instance] = set()
@@ -232,15 +212,18 @@ class Managed:
             self._set_state(ProcessState.FAILED)
 
     def _new_instance(self) -> Instance:
+        o = self.options
+        notify = self._sup._notify_address() if o.ready == "notify" else None
         return Instance(
             self.argv,
-            env=self._env,
-            cwd=self._cwd,
-            output=self._output,
+            env=o.environment(notify),
+            cwd=o.cwd,
+            output=o.output,
             label=self.name,
-            logger=self._logger,
+            logger=o.logger,
             tail=self._tail,
-            pass_fds=self._pass_fds,
+            pass_fds=o.pass_fds,
+            death_signal=o.death_signal,
             on_exit=self._instance_exited,
         )
 
@@ -271,10 +254,25 @@ class Managed:
             self._timer = self._loop.call_later(self.min_uptime, self._counted, instance)
 
     def _counted(self, instance: Instance) -> None:
+        """It ran ``min_uptime``: the start counts (and it is up, unless it reports that)."""
         self._timer = None
         instance.counted = True
         if instance is self._current and not self._stopping:
             self._backoff.started()
+            if self.options.ready == "uptime":
+                self._set_state(ProcessState.RUNNING)
+
+    def _notified(self, instance: Instance, fields: dict[str, str]) -> None:
+        """A message of the notify protocol from ``instance`` (or a process of its group)."""
+        if "STATUS" in fields:
+            self.status = fields["STATUS"]
+        if fields.get("READY") != "1" or instance.ready or self.options.ready != "notify":
+            return
+        instance.ready = True
+        log.info("process %r is ready (pid %d)", self.name, instance.pid)
+        if instance is self._candidate_instance:
+            self._candidate_settled(True)
+        elif instance is self._current and not self._stopping:
             self._set_state(ProcessState.RUNNING)
 
     def _instance_exited(self, instance: Instance) -> None:
@@ -315,7 +313,7 @@ class Managed:
         code = instance.returncode
         self.returncode = code
         uptime = self._loop.time() - instance.started if instance.pid is not None else 0.0
-        if self.restart == "never" or (self.restart == "on-failure" and code == 0):
+        if self.restart == "never" or (self.restart == "on-failure" and self.succeeded()):
             log.info(
                 "process %r exited with %s after %.2f s; not restarted (restart=%r)",
                 self.name,
@@ -325,7 +323,7 @@ class Managed:
             )
             self._set_state(ProcessState.EXITED)
             return
-        delay = self._backoff.exited(self._loop.time(), instance.counted)
+        delay = self._backoff.exited(self._loop.time(), instance.counted, uptime)
         if delay is None:
             self._fail(code)
             return
@@ -345,17 +343,23 @@ class Managed:
         self._spawn()
 
     def _fail(self, code: int | None) -> None:
-        lines = "\n".join(f"    {line}" for line in self._tail) or "    (no output captured)"
+        o = self.options
+        if o.output == "log":
+            lines = "\n".join(f"    {line}" for line in self._tail) or "    (no output)"
+            lines = f" Its last lines:\n{lines}"
+        else:
+            lines = " Its own lines are in the output above." if o.output == "inherit" else ""
+        fix = "Fix the program, or raise max_restarts or min_uptime." if o.tunable else "Fix it."
         b = self._backoff
         log.error(
-            "process %r failed: it exited %d times within %g s before running %g s, the last"
-            " time with %s; not restarted. Fix the program, or raise max_restarts or"
-            " min_uptime. Its last lines:\n%s",
+            "process %r failed: it exited %d times within %g s %s, the last time with %s;"
+            " not restarted. %s%s",
             self.name,
             b.early_exits(),
             b.window,
-            self.min_uptime,
+            f"before running {self.min_uptime:g} s",
             describe(code),
+            fix,
             lines,
         )
         if self.blocks_readiness:
@@ -442,10 +446,19 @@ class Managed:
             return  # its children in the group may outlive it: until the kill timer
         self._set_state(ProcessState.EXITED)
 
+    def _before_up(self) -> str:
+        if self.options.ready == "notify":
+            return "before it said READY=1"
+        return f"before running {self.min_uptime:g} s"
+
+    def succeeded(self) -> bool:
+        """Its last run exited with one of its ``success_codes``."""
+        return self.returncode in self.options.success_codes
+
     def _clean_stop(self) -> bool:
-        """Exited 0, or died of its own stop signal (or never ran)."""
+        """Exited with a success code, or died of its own stop signal (or never ran)."""
         code = self.returncode
-        return code is None or code == 0 or code == -self.stop_signal
+        return code is None or self.succeeded() or code == -self.stop_signal
 
     # -- rolling restart ----------------------------------------------------------------
 
@@ -469,7 +482,8 @@ class Managed:
         log.info("rolling restart: process %r started again, pid %d", self.name, new.pid)
         self._candidate = self._loop.create_future()
         self._candidate_instance = new
-        self._loop.call_later(self.min_uptime, self._candidate_up, new)
+        if self.options.ready == "uptime":
+            self._loop.call_later(self.min_uptime, self._candidate_up, new)
         try:
             up = await self._candidate
         finally:
@@ -478,11 +492,10 @@ class Managed:
             return  # the shutdown stops both
         if not up:
             log.error(
-                "rolling restart: the new %r exited with %s before %g s; the old one (pid %s)"
-                " keeps running",
+                "rolling restart: the new %r exited with %s %s; the old one (pid %s) keeps running",
                 self.name,
                 describe(new.returncode),
-                self.min_uptime,
+                self._before_up(),
                 old.pid,
             )
             return

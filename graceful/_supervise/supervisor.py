@@ -19,17 +19,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 import signal
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from .._core.deadline import KILL_RESERVE, Deadline
 from .._errors import EXIT_FAILURE, NotRunningError, UsageError
-from .backoff import Backoff
+from .notify import NotifySocket
+from .options import Options
 from .process import describe
 from .program import DEFAULT_STOP_TIMEOUT, FINAL, Managed, ProcessState
 
@@ -37,9 +37,8 @@ if TYPE_CHECKING:
     from .._core.runtime import Run
 
 log = logging.getLogger("graceful")
-
-RESTART_POLICIES = ("on-failure", "always", "never")
-OUTPUT_MODES = ("log", "inherit", "discard")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class Supervisor:
@@ -58,6 +57,7 @@ class Supervisor:
         self._roll: asyncio.Task[None] | None = None
         self._roll_again = False  # a rolling restart was asked for during one
         self._spawns: deque[Callable[[], None]] = deque()
+        self._notify: NotifySocket | None = None
 
     async def __aenter__(self) -> Supervisor:
         self._bind()
@@ -114,31 +114,43 @@ class Supervisor:
         rolling_restart: bool = False,
         pass_fds: Sequence[int] = (),
         on_state: Callable[[Managed, ProcessState], Any] | None = None,
+        success_codes: Iterable[int] = (0,),
+        ready: str = "uptime",
+        death_signal: int = signal.SIGKILL,
     ) -> Managed:
         """Start ``argv`` as a supervised process named ``name``; return its :class:`Managed`.
 
         The process gets its own process group; ``env`` is added to this process's
         environment. It is restarted when it exits (``restart``: ``"on-failure"``,
-        non-zero exits only; ``"always"``; ``"never"``) after a delay growing from
-        ``backoff[0]`` to ``backoff[1]`` seconds, with jitter. A start counts once the
-        process has run ``min_uptime`` seconds; more than ``max_restarts`` exits
-        before that within ``restart_window`` seconds mark it failed (logged once,
-        with its last lines); ``blocks_readiness`` then fails ``/readyz``. An
-        ``essential`` process that ends for good stops the whole app, with exit code
-        1 unless it exited 0, and one that does not stop cleanly at the app's stop
-        (exit 0, or its stop signal) makes the app's exit code 1. ``depends_on`` starts it once those
-        processes count as started; at a stop it is stopped before them. ``output``:
-        ``"log"`` (each line to ``logger``, by default ``graceful.process.NAME``, at
-        INFO, prefixed with the name), ``"inherit"`` or ``"discard"``.
-        ``rolling_restart``: SIGHUP replaces it (new one up first, then the old one
-        stopped). ``on_state(managed, state)`` is called at every state change.
+        restarted unless it exits with one of ``success_codes``; ``"always"``;
+        ``"never"``) after a delay growing from ``backoff[0]`` to ``backoff[1]``
+        seconds, with jitter, and back to ``backoff[0]`` after a run that lasted
+        longer than the delay before it. It is up (state ``running``) once it has run
+        ``min_uptime`` seconds, or, with ``ready="notify"``, once it says ``READY=1``
+        on the socket named by ``NOTIFY_SOCKET`` in its environment (systemd's notify
+        protocol; a graceful app does it by itself when it is ready). More than
+        ``max_restarts`` exits before it was up within ``restart_window`` seconds mark
+        it failed (logged once, with its last lines); ``blocks_readiness`` then fails
+        ``/readyz``. An ``essential`` process that ends for good stops the whole app,
+        with exit code 1 unless it exited with a success code, and one that does not
+        stop cleanly at the app's stop (a success code, or its stop signal) makes the
+        app's exit code 1. ``depends_on`` starts it once those processes are up; at a
+        stop it is stopped before them. ``output``: ``"log"`` (each line to
+        ``logger``, by default ``graceful.process.NAME``, prefixed with the name: a
+        graceful app's lines at their own level, other lines from stdout at INFO and
+        from stderr at WARNING unless they name their level), ``"inherit"`` or
+        ``"discard"``. ``rolling_restart``: SIGHUP replaces it (new one up first, then
+        the old one stopped). ``on_state(managed, state)`` is called at every state
+        change. If this process dies without stopping it (SIGKILLed, say), the kernel
+        sends the process ``death_signal``: SIGKILL by default, so nothing outlives
+        the app; SIGTERM suits a program that stops by itself in time (a graceful app).
 
         Raises :class:`UsageError` for a bad argument or a command that is not found.
         """
         self._bind()
         if self._closing:
             raise UsageError(f"cannot start {name!r}: this Supervisor is stopping")
-        managed = self._make(
+        options = Options(
             argv,
             name=name,
             restart=restart,
@@ -150,7 +162,6 @@ class Supervisor:
             max_restarts=max_restarts,
             restart_window=restart_window,
             min_uptime=min_uptime,
-            depends_on=depends_on,
             output=output,
             logger=logger,
             essential=essential,
@@ -158,54 +169,18 @@ class Supervisor:
             rolling_restart=rolling_restart,
             pass_fds=pass_fds,
             on_state=on_state,
+            success_codes=success_codes,
+            ready=ready,
+            death_signal=death_signal,
         )
-        self._processes[managed.name] = managed
-        for dependency in managed.depends_on:
-            dependency.dependants.append(managed)
-        if rolling_restart:
-            _sighup.install()
-        if on_state is not None:
-            on_state(managed, managed.state)  # the first state, as states() yields it
-        managed._begin()
-        return managed
+        return self._add(options, depends_on)
 
-    def _make(self, argv: Sequence[str | os.PathLike[str]], **o: Any) -> Managed:
-        name = o["name"]
-        if not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name):
-            raise UsageError(f"name must be a word without spaces, got {name!r}; e.g. name='web'")
+    def _add(self, options: Options, depends_on: Iterable[Managed | str]) -> Managed:
+        name = options.name
         if name in self._processes:
             raise UsageError(f"a process named {name!r} was started already; give each a new name")
-        if isinstance(argv, (str, bytes)) or not argv:
-            raise UsageError(
-                f"argv of {name!r} must be a non-empty list, got {argv!r};"
-                " e.g. ['python', '-m', 'worker']"
-            )
-        args = [os.fspath(a) for a in argv]
-        env = None if o["env"] is None else {**os.environ, **o["env"]}
-        cwd = None if o["cwd"] is None else os.fspath(o["cwd"])
-        _check_command(name, args[0], env, cwd)
-        _choice(name, "restart", o["restart"], RESTART_POLICIES)
-        _choice(name, "output", o["output"], OUTPUT_MODES)
-        try:
-            stop_signal = signal.Signals(o["stop_signal"])
-        except ValueError:
-            raise UsageError(
-                f"stop_signal of {name!r} must be a signal, got {o['stop_signal']!r};"
-                " e.g. signal.SIGTERM"
-            ) from None
-        stop_timeout = o["stop_timeout"]
-        if stop_timeout is not None:
-            stop_timeout = _seconds(name, "stop_timeout", stop_timeout, positive=True)
-        initial, maximum = _pair(name, o["backoff"])
-        max_restarts = o["max_restarts"]
-        if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
-            raise UsageError(
-                f"max_restarts of {name!r} must be an int >= 0, got {max_restarts!r}; e.g. 5"
-            )
-        window = _seconds(name, "restart_window", o["restart_window"], positive=True)
-        min_uptime = _seconds(name, "min_uptime", o["min_uptime"], positive=False)
         deps = []
-        for dep in o["depends_on"]:
+        for dep in depends_on:
             found = self._processes.get(dep) if isinstance(dep, str) else dep
             if not isinstance(found, Managed) or found._sup is not self:
                 raise UsageError(
@@ -213,28 +188,18 @@ class Supervisor:
                     " start the dependency first and pass it (or its name)"
                 )
             deps.append(found)
-        if o["essential"]:
+        if options.essential:
             _require_run(f"essential=True (process {name!r})")
-        return Managed(
-            self,
-            args,
-            name,
-            restart=o["restart"],
-            stop_signal=stop_signal,
-            stop_timeout=stop_timeout,
-            env=env,
-            cwd=cwd,
-            backoff=Backoff(initial, maximum, max_restarts, window),
-            min_uptime=min_uptime,
-            depends_on=deps,
-            output=o["output"],
-            logger=o["logger"] or logging.getLogger(f"graceful.process.{name}"),
-            essential=bool(o["essential"]),
-            blocks_readiness=bool(o["blocks_readiness"]),
-            rolling_restart=bool(o["rolling_restart"]),
-            pass_fds=tuple(o["pass_fds"]),
-            on_state=o["on_state"],
-        )
+        managed = Managed(self, options, deps)
+        self._processes[name] = managed
+        for dependency in deps:
+            dependency.dependants.append(managed)
+        if options.rolling_restart:
+            _sighup.install()
+        if options.on_state is not None:
+            options.on_state(managed, managed.state)  # the first state, as states() yields it
+        managed._begin()
+        return managed
 
     async def stop(self) -> dict[str, int | None]:
         """Stop every process for good, dependants first; return the exit statuses by name.
@@ -311,6 +276,27 @@ class Supervisor:
             return now + own, f"its stop_timeout of {own:g} s"
         return now + DEFAULT_STOP_TIMEOUT, f"the default stop timeout of {DEFAULT_STOP_TIMEOUT:g} s"
 
+    # -- the notify protocol (ready="notify") ---------------------------------------------
+
+    def _notify_address(self) -> str:
+        """The ``NOTIFY_SOCKET`` of this supervisor's programs (the socket is made once)."""
+        if self._notify is None:
+            assert self._loop is not None
+            self._notify = NotifySocket(self._loop, self._notified)
+        return self._notify.address
+
+    def _notified(self, pid: int, fields: dict[str, str]) -> None:
+        try:
+            group = os.getpgid(pid)
+        except OSError:
+            group = pid  # gone already: only its own pid can tell who it was
+        for managed in self.processes:
+            for instance in managed._instances:
+                if instance.pid in (pid, group):
+                    managed._notified(instance, fields)
+                    return
+        log.debug("notify message from pid %d, not one of ours: %r", pid, fields)
+
     def _spawn_soon(self, spawn: Callable[[], None]) -> None:
         """Spawn one process per turn of the loop. A fork and exec holds the loop for
         about 1 ms (several on a busy machine): fifty at once would hold it for tens
@@ -334,7 +320,7 @@ class Supervisor:
     def _essential_ended(self, managed: Managed) -> None:
         from .._core.runtime import request_shutdown
 
-        failed = managed.state == ProcessState.FAILED or managed.returncode != 0
+        failed = managed.state == ProcessState.FAILED or not managed.succeeded()
         code = EXIT_FAILURE if failed else 0
         why = "failed" if managed.state == ProcessState.FAILED else "exited"
         (log.error if failed else log.info)(
@@ -357,6 +343,9 @@ def _register(sup: Supervisor) -> None:
 
 
 def _unregister(sup: Supervisor) -> None:
+    if sup._notify is not None:
+        sup._notify.close()
+        sup._notify = None
     if sup in _live:
         _live.remove(sup)
         run = _current_run()
@@ -386,6 +375,19 @@ def _shutdown_deadline() -> Deadline | None:
     return None if run is None else run.deadline
 
 
+def _takes_the_options_of(
+    method: Callable[Concatenate[Any, P], R],
+) -> Callable[[Callable[..., R]], Callable[P, R]]:
+    """Types the decorated function with ``method``'s parameters (less ``self``): the
+    options are written once, in ``Supervisor.start()``."""
+
+    def typed(function: Callable[..., R]) -> Callable[P, R]:
+        return function
+
+    return typed
+
+
+@_takes_the_options_of(Supervisor.start)
 def spawn(argv: Sequence[str | os.PathLike[str]], *, name: str, **options: Any) -> Managed:
     """Start a supervised process under the app's own supervisor (the one graceful
     stops at the start of the shutdown sequence); the options are those of
@@ -508,51 +510,3 @@ class _SighupHandler:
 
 
 _sighup = _SighupHandler()
-
-
-# -- argument checks ---------------------------------------------------------------------------
-
-
-def _check_command(name: str, command: str, env: Mapping[str, str] | None, cwd: str | None) -> None:
-    if os.sep in command:
-        path = command if cwd is None else os.path.join(cwd, command)
-        if not os.path.isfile(path):
-            raise UsageError(f"command {command!r} of {name!r} not found; check the path")
-        if not os.access(path, os.X_OK):
-            raise UsageError(f"command {command!r} of {name!r} is not executable; check its mode")
-        return
-    search = (env or os.environ).get("PATH", os.defpath)
-    if shutil.which(command, path=search) is None:
-        raise UsageError(f"command {command!r} of {name!r} not found; check the name and PATH")
-
-
-def _choice(name: str, what: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise UsageError(
-            f"{what} of {name!r} must be one of {', '.join(map(repr, choices))}, got {value!r}"
-        )
-
-
-def _seconds(name: str, what: str, value: Any, *, positive: bool) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok and (value > 0 if positive else value >= 0) and value < float("inf"):
-        return float(value)
-    bound = "> 0" if positive else ">= 0"
-    raise UsageError(f"{what} of {name!r} must be seconds {bound}, got {value!r}")
-
-
-def _pair(name: str, value: Any) -> tuple[float, float]:
-    try:
-        initial, maximum = value
-    except (TypeError, ValueError):
-        initial = maximum = None
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (initial, maximum)):
-        raise UsageError(
-            f"backoff of {name!r} must be (initial, maximum) seconds, got {value!r}; e.g. (0.5, 30)"
-        )
-    assert initial is not None and maximum is not None
-    if not 0 < initial <= maximum < float("inf"):
-        raise UsageError(
-            f"backoff of {name!r} needs 0 < initial <= maximum, got {value!r}; e.g. (0.5, 30)"
-        )
-    return float(initial), float(maximum)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,6 +31,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from .._config import MIN_GRACE, Config
 from .._core.deadline import KILL_RESERVE, safety_margin
 from .._core.runtime import request_shutdown, wait_for_shutdown
+from .._health.readiness import state as readiness
+from .options import Options
 from .program import FINAL, Managed, ProcessState
 from .supervisor import Supervisor
 
@@ -110,22 +113,55 @@ def make_main(config: Config, spec: str, app_args: Sequence[str]) -> Callable[[]
                 )
                 request_shutdown(code, f"{managed.name} could not load the app")
 
+        up: set[str] = set()
+
+        def on_state(managed: Managed, state: ProcessState) -> None:
+            # The app is ready when every worker is: each says READY=1 once its own
+            # readiness turns on (its server listens), and one that exits or restarts
+            # takes the app out of rotation until it is back.
+            if state == ProcessState.RUNNING:
+                up.add(managed.name)
+            else:
+                up.discard(managed.name)
+            if len(up) == config.workers:
+                readiness.unblock("workers")
+            else:
+                readiness.block("workers", f"{len(up)} of {config.workers} ready")
+            did_not_start(managed, state)
+
+        readiness.block("workers", f"0 of {config.workers} ready")
         try:
             async with Supervisor() as sup:
                 for i in range(config.workers):
-                    sup.start(
+                    options = Options(
                         argv,
                         name=f"worker-{i}",
+                        restart="on-failure",
+                        stop_signal=signal.SIGTERM,
+                        stop_timeout=None,
                         env={
                             "GRACEFUL_WORKER_ID": str(i),
                             NO_START_FILE: no_start.name,
                             **_PARENT_ONLY,
                         },
-                        output="inherit",
+                        cwd=None,
+                        backoff=(0.5, 30.0),
+                        max_restarts=5,
+                        restart_window=60.0,
+                        min_uptime=1.0,
+                        output="inherit",  # each worker's lines carry its name
+                        logger=None,
                         essential=True,
+                        blocks_readiness=False,
                         rolling_restart=True,
-                        on_state=did_not_start,
+                        pass_fds=(),
+                        on_state=on_state,
+                        success_codes=(0,),
+                        ready="notify",
+                        death_signal=signal.SIGTERM,  # a worker stops itself in its window
                     )
+                    options.tunable = False
+                    sup._add(options, ())
                 log.info("%d workers of %s starting", config.workers, spec)
                 await wait_for_shutdown()
         finally:
