@@ -178,7 +178,10 @@ def test_the_stop_reaches_the_processes_own_children(launch: Launcher) -> None:
     assert "grandchild ignores got SIGTERM" in events
     assert poll_until(lambda: all(gone(pid) for pid in pids.values()), 10)
     assert "process 'parent' still running" in app.stderr
-    assert "children terminated 0, killed 0" in summary(app.stderr)  # not phase 2's
+    # Counted as children, all of them stopped by their supervisor, not phase 2's SIGTERM.
+    assert "children sent SIGTERM: 1 (1 supervised, with their stop signal)" in app.stderr
+    assert "children stopped: 1 killed (1 supervised)" in app.stderr
+    assert "children terminated 1, killed 1" in summary(app.stderr)
 
 
 def test_exit_codes_are_reported_exactly(launch: Launcher) -> None:
@@ -277,6 +280,65 @@ def test_a_sighup_during_a_rolling_restart_is_not_lost(launch: Launcher) -> None
     assert poll_until(lambda: app.stderr.count("rolling restart done") == 2, 20), app.stderr
     assert poll_until(lambda: app.events().count("r up") == 3, 20), app.events()
     assert stop(app) == 0
+
+
+def test_a_program_that_reports_readiness_gates_its_dependants(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "3", "supervised:notify_order")
+    app.expect("ready", timeout=30)
+    events = app.events()
+    # Until db said READY=1 (min_uptime 0 notwithstanding) it was starting, and web,
+    # which depends on it, was not started.
+    assert "while db waits: db=starting web=starting web pid=None" in events, events
+    db_pid = int(next(e for e in events if e.startswith("db says")).rsplit("=", 1)[1])
+    assert "db says 'serving'; " in next(e for e in events if e.startswith("db says"))
+    err = app.stderr
+    # The datagrams came from sh's child; the kernel's credentials tied them to db.
+    ready_at = err.index(f"process 'db' is ready (pid {db_pid})")
+    assert ready_at < err.index("process 'web' started")
+    assert stop(app) == 0, app.stderr
+
+
+def test_success_codes_and_a_steady_crasher(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "supervised:success_codes")
+    assert app.wait(timeout=30) == 0, app.stderr
+    assert "success 2 exited 0" in app.events()
+    assert "not restarted" in app.stderr
+    # Up longer than it waited, every time: each restart waits the first delay again.
+    crasher = launch.graceful("--grace", "2", "supervised:steady_crasher")
+    assert crasher.wait(timeout=60) == 0, crasher.stderr
+    planned = [float(d) for d in re.findall(r"restart \d+ in ([0-9.]+) s", crasher.stderr)]
+    assert len(planned) == 4 and all(0.05 - 0.005 <= d <= 0.1 + 0.005 for d in planned), planned
+
+
+def test_programs_die_with_an_app_that_is_killed(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "supervised:orphans_if_killed")
+    app.expect("ready", timeout=30)
+    pids = [int(p) for p in next(e for e in app.events() if e.startswith("pids ")).split()[1:]]
+    app.proc.kill()  # no stop sequence: the kernel's parent-death signal is all there is
+    assert app.wait() == -signal.SIGKILL
+    assert poll_until(lambda: all(gone(pid) for pid in pids), 10), pids  # the stubborn too
+
+
+def test_each_line_of_a_program_keeps_its_level(launch: Launcher) -> None:
+    app = launch.graceful("--grace", "2", "--log-level", "DEBUG", "supervised:levels")
+    assert app.wait(timeout=30) == 0, app.stderr
+    lines = app.stderr.splitlines()
+
+    def level_of(text: str) -> str:
+        found = [line for line in lines if line.endswith(text)]
+        assert len(found) == 1, (text, app.stderr)
+        return found[0].split(" graceful ", 1)[1].split(":", 1)[0]
+
+    assert level_of("[plain] plain out") == "INFO"
+    assert level_of("[plain] plain err") == "WARNING"  # stderr, no level of its own
+    assert level_of("[plain] WARN disk almost full") == "WARNING"
+    assert level_of("[plain] 2026-12-06 10:00:00 ERROR db unreachable") == "ERROR"
+    assert level_of("[plain] Traceback (most recent call last):") == "ERROR"
+    assert level_of('[plain]   File "x.py", line 1, in <module>') == "ERROR"
+    assert level_of("[plain] ValueError: boom") == "WARNING"  # its own line, on stderr
+    # A graceful app's line: its own level, one timestamp (its own prefix dropped).
+    assert level_of("[kid] the kid's own error") == "ERROR"
+    assert not [line for line in lines if "[kid]" in line and line.count(" graceful ") > 1]
 
 
 # -- the API in-process -------------------------------------------------------------------

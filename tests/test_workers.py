@@ -13,6 +13,7 @@ from pathlib import Path
 from .conftest import (
     App,
     Launcher,
+    gone,
     poll_until,
     sigterm_train,
     stop,
@@ -33,6 +34,12 @@ def listening(app: App, count: int) -> list[int]:
         app.expect("listening", timeout=30)
         pids.append(int(app.stdout[-1].split()[1]))
     return pids
+
+
+def next_pid(app: App, word: str) -> int:
+    """Wait for the next stdout line ``WORD PID`` of a worker; its pid."""
+    app.expect(word, timeout=30)
+    return int(app.stdout[-1].split()[1])
 
 
 def ask(port: int) -> int:
@@ -191,3 +198,41 @@ def test_workers_that_cannot_load_the_app_are_not_restarted(launch: Launcher) ->
     assert "could not load broken_import:main (exit code 1)" in broken.stderr
     assert broken.stderr.count("ERROR: the app failed to start") <= 2  # no restarts
     assert broken.stderr.count("could not load broken_import:main") == 1  # said once
+
+
+def test_ready_when_every_worker_is_and_nothing_outlives_a_killed_parent(launch: Launcher) -> None:
+    from .test_health import get, port_of
+
+    app = launch.graceful(
+        "--grace", "3", "--workers", "2", "--readiness", "manual",
+        "--health-port", "0", "--health-host", "127.0.0.1", "worker_server:slow",
+    )  # fmt: skip
+    health = port_of(app)
+    waiting = [next_pid(app, "waiting") for _ in range(2)]
+    answer = get(health, "/readyz?verbose")  # both workers run, neither is ready
+    assert answer.status == 503 and "workers: 0 of 2 ready" in answer.raw.decode(), answer.raw
+    go = launch.tmp_path / "go"
+    go.touch()
+    pids = listening(app, 2)
+    assert sorted(pids) == sorted(waiting)
+    assert poll_until(lambda: get(health, "/readyz").status == 200, 10), app.stderr
+    # A worker that dies takes the app out of rotation until its replacement is ready.
+    go.unlink()
+    os.kill(pids[0], signal.SIGKILL)
+    app.expect_log("exited with SIGKILL")
+    answer = get(health, "/readyz?verbose")
+    assert answer.status == 503 and "workers: 1 of 2 ready" in answer.raw.decode(), answer.raw
+    replacement = next_pid(app, "waiting")
+    go.touch()
+    listening(app, 1)
+    assert poll_until(lambda: get(health, "/readyz").status == 200, 10), app.stderr
+    # SIGKILL of the parent: no stop sequence there; the kernel sends each worker
+    # SIGTERM (its parent-death signal) and each stops on its own, inside its grace;
+    # each worker's own lines name it, with its pid.
+    workers = [pids[1], replacement]
+    app.proc.kill()
+    assert app.wait() == -signal.SIGKILL
+    assert poll_until(lambda: all(gone(pid) for pid in workers), 10), workers
+    for pid in workers:
+        assert re.search(rf"graceful worker-\d\[{pid}\] INFO: SIGTERM received", app.stderr)
+        assert re.search(rf"worker-\d\[{pid}\] INFO: shutdown after .*exit code 0", app.stderr)

@@ -394,7 +394,8 @@ async def _call_main(run: Run, target: Main) -> Any:
     # Ready (with --readiness auto) once main has run up to its first await, not at
     # its first line: what main sets up synchronously before that (an integration
     # blocking readiness until its server listens, say) is in place by then.
-    asyncio.get_running_loop().call_soon(_main_reached_an_await)
+    # A main that ends within that first step (it raised at once) is never ready.
+    ready = asyncio.get_running_loop().call_soon(_main_reached_an_await)
     run.main_running.set()
     try:
         result: Any = target() if callable(target) else target
@@ -410,6 +411,8 @@ async def _call_main(run: Run, target: Main) -> Any:
         return result
     except SystemExit as exc:  # sys.exit() inside main: an exit code, not a crash
         return ExitCall(exc.code)
+    finally:
+        ready.cancel()
 
 
 def check_main(target: object, name: str) -> None:

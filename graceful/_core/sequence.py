@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 import threading
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from .._pid1.children import Descendants
 from . import budget as _budget
 from .deadline import KILL_RESERVE, Deadline
 from .hooks import HookResults, run_hooks, snapshot, take_hooks
+from .parts import Stopping, registered
 from .runtime import keep_logger_enabled
 from .stacks import task_stack
 
@@ -54,9 +54,8 @@ class Outcome:
         self.threads_left: list[str] = []
         self.phases_failed: list[int] = []
         self.noted_failures: list[str] = []  # e.g. "requests cut", from an integration
-        self.supervised: Any = (
-            None  # graceful._supervise.supervisor.Stopping, when the app supervises processes
-        )
+        self.stopping: list[Stopping] = []
+        """What the parts that own processes (supervisors) are stopping."""
 
     def failed(self) -> bool:
         h = self.hooks
@@ -70,7 +69,7 @@ class Outcome:
             or self.threads_left
             or self.noted_failures
             or self.phases_failed
-            or (self.supervised is not None and self.supervised.failed())
+            or any(s.failed() for s in self.stopping)
         )
 
 
@@ -79,12 +78,13 @@ async def shutdown(run: Run) -> int:
     assert deadline is not None
     keep_logger_enabled()
     out = Outcome()
-    # Supervised processes (graceful._supervise.supervisor, loaded only by apps that use it)
-    # are stopped by their supervisor in dependency order, not by the blanket SIGTERM.
-    supervisor = sys.modules.get("graceful._supervise.supervisor")
+    # Supervised processes are stopped by their supervisor (a part registered with
+    # _core.parts when the app loaded it) in dependency order, not by the blanket SIGTERM.
+    parts = registered()
+    owned = [part.owns() for part in parts]
     children = Descendants(
         exclude=run.excluded_pids,
-        skip=supervisor.owned_by_supervisors() if supervisor else None,
+        skip=(lambda pid: any(test(pid) for test in owned)) if owned else None,
     )
     try:
         # 1. Announce: wait_for_shutdown() returns, libraries that took the signal
@@ -103,11 +103,11 @@ async def shutdown(run: Run) -> int:
 
         # 2. SIGTERM to every descendant now, so they use the window in parallel with us.
         with _phase(deadline, out, 2, "children sent SIGTERM") as note:
-            if supervisor is not None:
-                out.supervised = supervisor.stop_all(deadline)
+            out.stopping = [s for s in (part.stop(deadline) for part in parts) if s is not None]
             children.discover()
-            out.children_terminated = len(children.send(signal.SIGTERM))
-            note(str(out.children_terminated))
+            supervised = sum(s.signalled() for s in out.stopping)
+            out.children_terminated = len(children.send(signal.SIGTERM)) + supervised
+            note(f"{out.children_terminated}{_supervised(supervised, ', with their stop signal')}")
 
         # 3. Drain: what listens for the stop finishes on its own within the drain
         #    budget; then everything still running is cancelled, within its share.
@@ -136,8 +136,8 @@ async def shutdown(run: Run) -> int:
         # 5. Wait for descendants until just before the deadline; SIGKILL what is left.
         #    Dying is observed through pidfds: nothing is reaped, no exit status stolen.
         with _phase(deadline, out, 5, "children stopped") as note:
-            if out.supervised is not None:  # each is SIGKILLed by its own timer, by the deadline
-                await out.supervised.wait(deadline)
+            for stopping in out.stopping:  # each is SIGKILLed by its own timer, by the deadline
+                await stopping.wait(deadline)
             children.discover()
             alive = await children.wait_async(deadline.time_left() - KILL_RESERVE)
             if alive:
@@ -150,7 +150,9 @@ async def shutdown(run: Run) -> int:
                     deadline.time_left(),
                 )
                 await children.wait_async(min(KILL_RESERVE, deadline.time_left()))
-            note(f"{out.children_killed} killed")
+            supervised = sum(s.killed() for s in out.stopping)
+            out.children_killed += supervised
+            note(f"{out.children_killed} killed{_supervised(supervised, '')}")
 
         # 6. Executor down without waiting; other threads get what is left; flush logs.
         with _phase(deadline, out, 6, "threads stopped") as note:
@@ -369,6 +371,10 @@ def blocking_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if not t.daemon and t not in exempt]
 
 
+def _supervised(count: int, what: str) -> str:
+    return f" ({count} supervised{what})" if count else ""
+
+
 def _name(task: asyncio.Future[Any]) -> str:
     return task.get_name() if isinstance(task, asyncio.Task) else repr(task)
 
@@ -383,8 +389,9 @@ def _summary(run: Run, deadline: Deadline, out: Outcome, code: int) -> None:
         f"tasks cancelled {out.tasks_cancelled}, stuck {_names(out.tasks_stuck)}",
         f"children terminated {out.children_terminated}, killed {out.children_killed}",
     ]
-    if out.supervised is not None:
-        parts.append(f"processes {out.supervised.summary()}")
+    summaries = [s.summary() for s in out.stopping]
+    if any(summaries):
+        parts.append(f"processes {' '.join(s for s in summaries if s)}")
     parts.extend(f"{what} {n}" for what, n in run.notes.items() if not what.endswith(CUT_SUFFIX))
     parts.append(f"exit code {code}")
     # The level follows the exit code: ERROR for any code but 0 (main raised, the app

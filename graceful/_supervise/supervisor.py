@@ -8,10 +8,11 @@ loop, dependencies before dependants, stops dependants first. Tasks appear only
 where the app itself awaits (``wait()``, ``stop()``, ``async with``) and in a
 SIGHUP rolling restart, which the shutdown supersedes.
 
-How the runtime meets this module: when the app has imported it (and only then),
-phase 2 calls :func:`stop_all` before its blanket SIGTERM, which skips the
-process groups of supervised processes (:func:`owned_by_supervisors`); phase 5
-awaits the returned :class:`Stopping`, whose summary goes into the summary line.
+How the runtime meets this module: importing it (which only apps that supervise
+do) registers it with ``_core.parts``; phase 2 then calls :func:`stop_all` before
+its blanket SIGTERM, which skips the process groups of supervised processes
+(:func:`owned_by_supervisors`); phase 5 awaits the returned :class:`Stopping`,
+whose counts go into the phases' lines and whose summary into the summary line.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from .._core.deadline import KILL_RESERVE, Deadline
+from .._core.parts import register
 from .._errors import EXIT_FAILURE, NotRunningError, UsageError
 from .notify import NotifySocket
 from .options import Options
@@ -409,6 +411,7 @@ class Stopping:
         self.processes = [m for s in supervisors for m in s.processes]
         self.closed = closed
         """Processes of supervisors the app closed before the shutdown, for the summary."""
+        self._signalled = sum(bool(m._instances) for m in self.processes)
 
     async def wait(self, deadline: Deadline) -> None:
         """Wait until every process has ended, at most until the deadline (each has its
@@ -419,6 +422,12 @@ class Stopping:
         for sup in self.supervisors:
             if not any(not m._done.done() for m in sup.processes):
                 _unregister(sup)
+
+    def signalled(self) -> int:
+        return self._signalled
+
+    def killed(self) -> int:
+        return sum(m.killed for m in self.processes)
 
     def failed(self) -> bool:
         """A process had to be killed or failed, or an essential one did not stop cleanly."""
@@ -446,9 +455,9 @@ def stop_all(deadline: Deadline) -> Stopping | None:
     _closed.clear()
     if not closed and not any(s.processes for s in supervisors):
         return None
+    stopping = Stopping(supervisors, closed)  # (counts the running ones first)
     for sup in supervisors:
         sup._begin_stop(deadline)
-    stopping = Stopping(supervisors, closed)
     if stopping.processes:
         log.info(
             "stopping supervised processes %s, dependants first",
@@ -510,3 +519,16 @@ class _SighupHandler:
 
 
 _sighup = _SighupHandler()
+
+
+class _Processes:
+    """The supervisors' door into the shutdown sequence (``_core.parts``)."""
+
+    def owns(self) -> Callable[[int], bool]:
+        return owned_by_supervisors()
+
+    def stop(self, deadline: Deadline) -> Stopping | None:
+        return stop_all(deadline)
+
+
+register(_Processes())

@@ -129,6 +129,9 @@ def make_main(config: Config, spec: str, app_args: Sequence[str]) -> Callable[[]
                 readiness.block("workers", f"{len(up)} of {config.workers} ready")
             did_not_start(managed, state)
 
+        # --readiness is the workers' (passed on to them); the parent is ready when
+        # they all are, whatever the mode.
+        readiness.mode = "auto"
         readiness.block("workers", f"0 of {config.workers} ready")
         try:
             async with Supervisor() as sup:

@@ -333,3 +333,115 @@ async def hup_handler() -> None:
     await got.wait()
     record("app got SIGHUP")
     await graceful.wait_for_shutdown()
+
+
+# Says "NAME waiting" on stdout, blocks until its FIFO (argv[3]) is written to, then
+# reports on $NOTIFY_SOCKET (systemd's notify protocol): a status, then READY=1.
+NOTIFIER = """
+import os, socket, sys, time
+name, events, fifo = sys.argv[1], sys.argv[2], sys.argv[3]
+os.write(1, (name + " waiting\\n").encode())
+with open(fifo) as f:
+    f.read()
+address = os.environ["NOTIFY_SOCKET"]
+if address.startswith("@"):
+    address = "\\0" + address[1:]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b"STATUS=warming up", address)
+s.sendto(b"READY=1\\nSTATUS=serving", address)
+while True:
+    time.sleep(1000)
+"""
+
+
+async def notify_order() -> None:
+    """db reports readiness itself (ready="notify"), from a child of a shell wrapper;
+    web depends on db: it starts once db says READY=1, not after db's min_uptime."""
+    fifo = Path(os.environ["OUT"]) / "go"
+    os.mkfifo(fifo)
+    waiting = lines_seen("db", "db waiting")
+    web_up = lines_seen("web", "web up")
+    async with graceful.Supervisor() as sup:
+        wrapper = '"$0" -c "$1" db "$2" "$3"; exit $?'  # no exec: the sender is sh's child
+        db = sup.start(
+            ["sh", "-c", wrapper, PY, NOTIFIER, EVENTS, str(fifo)],
+            name="db",
+            ready="notify",
+            min_uptime=0,
+            on_state=on_state_recorder,
+        )
+        web = sup.start(
+            [PY, "-c", POLITE, "web", EVENTS], name="web", depends_on=[db], min_uptime=0
+        )
+        await asyncio.wait_for(waiting, 30)
+        record(f"while db waits: db={db.state} web={web.state} web pid={web.pid}")
+        await asyncio.to_thread(fifo.write_text, "go")  # the handshake: db may report now
+        async for state in db.states():
+            if state == "running":
+                break
+        await asyncio.wait_for(web_up, 30)
+        record(f"db says {db.status!r}; db pid={db.pid}")
+        ready()
+        await graceful.wait_for_shutdown()
+
+
+async def success_codes() -> int:
+    """Exit 2 on purpose is a success for a program that says so: not restarted."""
+    async with graceful.Supervisor() as sup:
+        two = sup.start(["sh", "-c", "exit 2"], name="two", success_codes=(0, 2))
+        record(f"success {await two.wait()} {two.state} {two.restarts}")
+    return 0
+
+
+async def steady_crasher() -> int:
+    """Runs 0.3 s, then exits 1, four times: past min_uptime, and up longer than it
+    waited, each restart waits the first delay again."""
+    async with graceful.Supervisor() as sup:
+        runs = Path(os.environ["OUT"]) / "runs"
+        program = [
+            "sh",
+            "-c",
+            f"n=$(cat {runs} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {runs};"
+            ' [ "$n" -le 4 ] || exit 0; sleep 0.3; exit 1',
+        ]
+        crasher = sup.start(program, name="crasher", min_uptime=0.1, backoff=(0.1, 10.0))
+        await crasher.wait()
+    return 0
+
+
+async def orphans_if_killed() -> None:
+    """Two programs (one ignores SIGTERM) and their pids: the test SIGKILLs the app."""
+    up = [lines_seen("polite", "polite up"), lines_seen("stubborn", "] up")]
+    polite = graceful.spawn([PY, "-c", POLITE, "polite", EVENTS], name="polite")
+    stubborn = graceful.spawn([PY, "-c", STUBBORN, "stubborn", EVENTS], name="stubborn")
+    await asyncio.wait_for(asyncio.gather(*up), 30)
+    record(f"pids {polite.pid} {stubborn.pid}")
+    ready()
+    await graceful.wait_for_shutdown()
+
+
+# Writes a plain line to each stream, lines that name their level, and a traceback.
+SPEAKER = """
+import sys
+print("plain out", flush=True)
+print("plain err", file=sys.stderr, flush=True)
+print("WARN disk almost full", flush=True)
+print("2026-12-06 10:00:00 ERROR db unreachable", file=sys.stderr, flush=True)
+print("Traceback (most recent call last):", file=sys.stderr)
+print('  File "x.py", line 1, in <module>', file=sys.stderr)
+print("ValueError: boom", file=sys.stderr, flush=True)
+"""
+
+
+async def levels() -> int:
+    """A plain program and a graceful app under a supervisor: each line at its level."""
+    async with graceful.Supervisor() as sup:
+        sup.start([PY, "-c", SPEAKER], name="plain", restart="never")
+        app = [PY, "-m", "graceful", "--grace", "1", "logs_an_error:main"]
+        path = os.pathsep.join(
+            filter(None, [os.path.dirname(__file__), os.environ.get("PYTHONPATH")])
+        )
+        sup.start(app, name="kid", restart="never", env={"PYTHONPATH": path})
+        for m in sup.processes:
+            await m.wait()
+    return 0

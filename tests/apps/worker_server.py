@@ -37,3 +37,21 @@ async def crashes() -> None:
 async def finishes() -> None:
     """A worker whose main returns at once (exit 0): the app stops, exit code 0."""
     record(f"finished {os.getpid()}")
+
+
+async def slow() -> None:
+    """A worker that is ready only once $OUT/go exists (--readiness manual): until then
+    it says "waiting" and serves nothing."""
+    go = os.path.join(os.environ["OUT"], "go")
+
+    def wait_for_go() -> None:
+        import time
+
+        while not os.path.exists(go):  # the test's handshake, checked every 10 ms
+            time.sleep(0.01)
+
+    os.write(1, f"waiting {os.getpid()}\n".encode())
+    await asyncio.wait_for(asyncio.to_thread(wait_for_go), 60)
+    graceful.set_ready()
+    os.write(1, f"listening {os.getpid()}\n".encode())
+    await graceful.wait_for_shutdown()
