@@ -49,7 +49,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import BenchError, available_loops, child_env, fmt_ratio, read_line, spread
+from _common import (
+    BenchError,
+    available_loops,
+    child_env,
+    fmt_ratio,
+    free_ports,
+    read_line,
+    spread,
+)
 
 APPS = Path(__file__).resolve().parent / "apps"
 READY_TIMEOUT = 20.0
@@ -69,10 +77,7 @@ LATENCY_REQUESTS = 100
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_ports(1)[0]
 
 
 def http_get(port: int, path: str, timeout: float = 5.0) -> int:

@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _common import BenchError, child_env
+from _common import BenchError, child_env, free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 AIOHTTP_OWN_WAY = """
@@ -115,9 +115,7 @@ def ensure_wrk() -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def wait_serving(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:

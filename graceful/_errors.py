@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_FAILURE = 1  # the app failed, a hook failed or timed out, or the deadline was hit
 EXIT_USAGE = 2  # bad options, or a MODULE:ATTR that cannot be found
 EXIT_FORCED = 130  # a second SIGINT forced an immediate exit (128 + SIGINT)

@@ -49,7 +49,7 @@ class Outcome:
     """What a stop did: the exit code the process would have had, and why."""
 
     def __init__(self, run: _runtime.Run, code: int, took: float) -> None:
-        out = run.outcome
+        out = run.report
         self.exit_code = code
         """The exit code ``python -m graceful`` would have exited with."""
         self.reason = run.reason
@@ -130,7 +130,7 @@ async def running(
 
     **Cancellation:** cancelling the test cancels the app's tasks with it.
     """
-    if _runtime._current is not None:
+    if _runtime.current() is not None:
         raise UsageError("graceful.testing runs one app at a time; leave the first one first")
     config = Config(
         grace=grace,
@@ -140,10 +140,8 @@ async def running(
         handle_signals=False,
     )
     hooks = _hooks.snapshot()  # module-level hooks are registered once, at import
-    run = _runtime.Run(config, embedded=True)
+    run = _runtime.open_run(config, embedded=True)
     run.excluded_pids = set(descendant_pids())  # the test's own children are not the app's
-    readiness.begin(config.readiness)
-    _runtime._current = run
     task = asyncio.ensure_future(run.main(main))
     app = RunningApp(run, task)
     try:
@@ -155,8 +153,7 @@ async def running(
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
-        run.watchdog.close()
-        _runtime._current = None
+        _runtime.close_run(run)
         _hooks.restore(hooks)  # ready for the next test, as at import
         readiness.begin("auto")
         readiness.stopping = False

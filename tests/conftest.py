@@ -38,14 +38,31 @@ def own_hooks() -> Iterator[None]:
     _hooks.restore(before)
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, below the kernel's ephemeral range: a port from
+    that range can become a client connection's source port before the server under
+    test binds it (the bind then fails); ports below it are never handed out so."""
+    import random
+    import socket
+
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for port in random.sample(range(max(1024, low - 12000), low), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port below {low} in 200 tries")
+
+
 @pytest.fixture
 def port() -> int:
     """A free TCP port on 127.0.0.1 for the app under test to serve."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 @pytest.fixture(params=LOOPS)

@@ -15,10 +15,8 @@ from graceful._core.hooks import take_hooks
 
 from .conftest import APPS, Launcher, stop
 
-
-@pytest.fixture(autouse=True)
-def isolated_hooks(own_hooks: None) -> None:
-    """graceful.run() in this process consumes the registry: keep other tests' hooks out."""
+# Each test starts with no hook registered; the others' are back afterwards.
+pytestmark = pytest.mark.usefixtures("own_hooks")
 
 
 def test_every_public_name_is_exported_once() -> None:

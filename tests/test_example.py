@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Launcher, poll_until, stop
+from .conftest import Launcher, free_port, poll_until, stop
 from .test_init import UNSHARE
-from .test_workers import free_port
 
 ROOT = Path(__file__).parent.parent
 

@@ -4,7 +4,6 @@ graceful.testing and a real HTTP client, a request in flight when the stop comes
 from __future__ import annotations
 
 import asyncio
-import socket
 from types import ModuleType
 
 import aiohttp
@@ -14,11 +13,7 @@ import graceful.testing
 from examples import web_aiohttp, web_hypercorn, web_uvicorn
 from graceful._core import hooks as _hooks
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from .conftest import free_port
 
 
 async def until_up(url: str, session: aiohttp.ClientSession) -> None:

@@ -595,7 +595,7 @@ def test_in_process_run_releases_the_port_and_its_threads() -> None:
     ours: list[threading.Thread] = []
 
     async def main() -> None:
-        run = _runtime._current
+        run = _runtime.current()
         assert run is not None and run.health is not None
         port = run.health.address[1]
         seen.append(port)

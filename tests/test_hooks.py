@@ -11,10 +11,8 @@ from graceful import ShutdownContext, on_shutdown
 from graceful._core.deadline import Deadline
 from graceful._core.hooks import run_hooks, take_hooks
 
-
-@pytest.fixture(autouse=True)
-def empty_registry(own_hooks: None) -> None:
-    """Each test starts with no hook; the others' are back afterwards."""
+# Each test starts with no hook registered; the others' are back afterwards.
+pytestmark = pytest.mark.usefixtures("own_hooks")
 
 
 def context(deadline: Deadline) -> ShutdownContext:

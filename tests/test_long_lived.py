@@ -15,8 +15,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from .conftest import App, Launcher, poll_until, stop
-from .test_servers import free_port, in_flight, refused, start
+from .conftest import App, Launcher, free_port, poll_until, stop
+from .test_servers import in_flight, refused, start
 
 SERVERS = ["web:fastapi_uvicorn", "web:fastapi_hypercorn", "web:aiohttp_streaming"]
 # sse-starlette before 3.7 (the last for Python 3.10 is 3.5.1) ends its streams at a stop

@@ -21,12 +21,6 @@ from .test_init import UNSHARE, stop_pid1
 INTEGRATIONS = ["web:uvicorn_integration", "web:aiohttp_integration", "web:hypercorn_integration"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Reply:
     status: int | str

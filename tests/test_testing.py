@@ -13,10 +13,8 @@ import pytest
 import graceful
 import graceful.testing
 
-
-@pytest.fixture(autouse=True)
-def empty_registry(own_hooks: None) -> None:
-    """Each test starts with no hook; the others' are back afterwards."""
+# Each test starts with no hook registered; the others' are back afterwards.
+pytestmark = pytest.mark.usefixtures("own_hooks")
 
 
 def graceful_threads() -> list[str]:

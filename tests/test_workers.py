@@ -13,18 +13,13 @@ from pathlib import Path
 from .conftest import (
     App,
     Launcher,
+    free_port,
     gone,
     poll_until,
     sigterm_train,
     stop,
 )
 from .test_init import init_pid, pid1, stop_pid1
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def listening(app: App, count: int) -> list[int]:

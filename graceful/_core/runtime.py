@@ -63,6 +63,7 @@ from .tasks import TaskWatch, in_app
 if TYPE_CHECKING:
     from .._health.server import HealthServer
     from .notify import Notifier
+    from .sequence import StopReport
 
 log = logging.getLogger("graceful")
 
@@ -107,7 +108,7 @@ class Run:
         self.excluded_pids: set[int] = set()
         self.deadline_missed = False
         self.sequence_done = False  # the summary is logged; only the interpreter's exit is left
-        self.outcome: Any = None  # the sequence's Outcome, once it ran
+        self.report: StopReport | None = None  # what the sequence did, once it ran
         self._once = threading.Lock()
         self.watchdog = Watchdog(self._deadline_reached)
         self.guard = SignalGuard(self.handle_signal, self._library_drains, config.stop_signals)
@@ -270,7 +271,7 @@ class Run:
         closed would lose its buffered data (plain ``python`` flushes it).
         """
         self.main_task = self.tasks.exempt = None
-        self.outcome = None
+        self.report = None
 
     def wake_the_drain(self) -> None:
         """Work to drain was added (``listen``, ``protect``): the drain looks again."""
@@ -501,10 +502,8 @@ def execute(
             " signals without a handler are dropped; start the app with"
             " python -m graceful MODULE:ATTR instead, which runs graceful's init"
         )
-    run = Run(config)
+    run = open_run(config)
     run.keep_a_spare_descriptor()
-    readiness.begin(config.readiness)
-    _current = run
     try:
         if os.environ.get("NOTIFY_SOCKET"):  # a service manager listens (loaded only then)
             from .notify import Notifier
@@ -564,13 +563,37 @@ def execute(
             readiness.on_change = None
             run.notifier.close()
         if not cli:
-            run.watchdog.close()
             run.guard.restore()
-            _current = None
+            close_run(run)
         else:
             if run.sequence_done:
                 run.guard.ignore_from_now_on()
             run.let_the_app_go()
+
+
+def open_run(config: Config, *, embedded: bool = False) -> Run:
+    """Make a new run the process's current one: the door ``execute()`` and
+    ``graceful.testing`` share. Refused while another is current."""
+    global _current
+    if _current is not None:
+        raise UsageError("graceful runs one app at a time in a process; end the first one first")
+    run = Run(config, embedded=embedded)
+    readiness.begin(config.readiness)
+    _current = run
+    return run
+
+
+def close_run(run: Run) -> None:
+    """The run is over: its watchdog ends, and it is no longer current."""
+    global _current
+    run.watchdog.close()
+    if _current is run:
+        _current = None
+
+
+def current() -> Run | None:
+    """The current run, if any (for the parts of graceful that meet it)."""
+    return _current
 
 
 def in_the_apps_code(error: BaseException) -> str:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("graceful")
 
 
-class Outcome:
+class StopReport:
     """What the sequence did; the summary line and the exit code are made from it."""
 
     def __init__(self) -> None:
@@ -77,7 +77,7 @@ async def shutdown(run: Run) -> int:
     deadline = run.deadline
     assert deadline is not None
     keep_logger_enabled()
-    out = Outcome()
+    out = StopReport()
     # Supervised processes are stopped by their supervisor (a part registered with
     # _core.parts when the app loaded it) in dependency order, not by the blanket SIGTERM.
     parts = registered()
@@ -172,7 +172,7 @@ async def shutdown(run: Run) -> int:
     if out.failed() and code == 0:
         code = EXIT_FAILURE
     _summary(run, deadline, out, code)
-    run.outcome = out
+    run.report = out
     return code
 
 
@@ -184,7 +184,7 @@ class _phase:
     and the next phases still run, the hooks above all.
     """
 
-    def __init__(self, deadline: Deadline, out: Outcome, number: int, what: str) -> None:
+    def __init__(self, deadline: Deadline, out: StopReport, number: int, what: str) -> None:
         self.deadline, self.out, self.number, self.what, self.detail = (
             deadline,
             out,
@@ -221,7 +221,7 @@ class _phase:
         return False
 
 
-async def _drain(run: Run, deadline: Deadline, out: Outcome) -> None:
+async def _drain(run: Run, deadline: Deadline, out: StopReport) -> None:
     started = deadline.clock()
     if run.drain_end is None:  # phase 1 failed before it set the budget: no drain
         run.drain_end = started
@@ -271,7 +271,7 @@ def _running_tasks(run: Run) -> set[asyncio.Task[Any]]:
     return {t for t in candidates if t is not me and not t.done()}
 
 
-async def _cancel_tasks(run: Run, deadline: Deadline, out: Outcome, hooks: float) -> None:
+async def _cancel_tasks(run: Run, deadline: Deadline, out: StopReport, hooks: float) -> None:
     end = deadline.clock() + _budget.cancel_time(deadline.time_left(), hooks)
     main = run.main_task
     seen: set[asyncio.Task[Any]] = set()
@@ -320,7 +320,7 @@ async def _cancel_tasks(run: Run, deadline: Deadline, out: Outcome, hooks: float
             )
 
 
-def _main_result(run: Run, out: Outcome) -> None:
+def _main_result(run: Run, out: StopReport) -> None:
     """A main that ended during the sequence: its error or exit code counts."""
     main = run.main_task
     if main is None or not main.done() or main.cancelled():
@@ -337,7 +337,7 @@ def _main_result(run: Run, out: Outcome) -> None:
         run.exit_code = code
 
 
-async def _stop_threads(run: Run, deadline: Deadline, out: Outcome) -> None:
+async def _stop_threads(run: Run, deadline: Deadline, out: StopReport) -> None:
     if run.embedded:
         return  # the host's loop and threads are not ours to stop
     loop = asyncio.get_running_loop()
@@ -379,7 +379,7 @@ def _name(task: asyncio.Future[Any]) -> str:
     return task.get_name() if isinstance(task, asyncio.Task) else repr(task)
 
 
-def _summary(run: Run, deadline: Deadline, out: Outcome, code: int) -> None:
+def _summary(run: Run, deadline: Deadline, out: StopReport, code: int) -> None:
     h = out.hooks
     parts = [
         f"shutdown after {run.reason} took {deadline.elapsed() * 1000:.1f} ms",
@@ -405,7 +405,7 @@ CUT_SUFFIX = " cut"
 the end of the drain; the summary shows them in its one "cut" figure."""
 
 
-def _cut(run: Run, out: Outcome) -> str:
+def _cut(run: Run, out: StopReport) -> str:
     """``2 (background work 1, requests 1)``: one figure for all the work cut at the end
     of the drain budget, whoever cut it (the sequence, or a server's integration)."""
     kinds = [f"tasks {out.drain_cut}"] if out.drain_cut else []
@@ -417,7 +417,7 @@ def _cut(run: Run, out: Outcome) -> str:
     return f"{count}" + (f" ({', '.join(kinds)})" if kinds else "")
 
 
-def _drain_part(run: Run, out: Outcome) -> str:
+def _drain_part(run: Run, out: StopReport) -> str:
     text = f"drain {out.drain_took:.2f} s, cut {_cut(run, out)}"
     if out.not_drained:
         text += f", not drained {out.not_drained}"

@@ -42,18 +42,6 @@ def task_stack(task: Any) -> str:
     return "\n".join(lines)
 
 
-def innermost_user_frame(task: Any) -> str:
-    """``file:line in function`` of the deepest frame of a task's await chain."""
-    coro = getattr(task, "get_coro", lambda: None)()
-    where = ""
-    while coro is not None:
-        frame = getattr(coro, "cr_frame", None)
-        if frame is not None:
-            where = f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
-        coro = getattr(coro, "cr_await", None)
-    return where
-
-
 def thread_stack(ident: int | None) -> str:
     """The current stack of a thread, innermost last; a placeholder if it is gone."""
     frame = sys._current_frames().get(ident or -1)

@@ -9,10 +9,11 @@ returns. So this module only observes.
 On Linux each descendant found is held by a pidfd. A pidfd names one process for
 good (no PID-reuse race), keeps naming it after its parent dies and it is
 re-parented out of our tree, and becomes readable when the process has exited,
-before and without anyone reaping it. Descendants are found by one pass over
-``/proc/*/stat``; psutil does the same pass, but importing psutil costs about
-10 ms here, which would land on the SIGTERM-to-exit path (or on start-up if
-imported early), and the PID 1 init must stay small.
+before and without anyone reaping it. Descendants are found by walking the
+kernel's per-thread ``children`` lists from this process down (a scan of all of
+``/proc`` only where that file is missing); psutil could do it, but importing
+psutil costs about 10 ms here, which would land on the SIGTERM-to-exit path (or
+on start-up if imported early), and the PID 1 init must stay small.
 
 Elsewhere (or on a kernel without pidfd) psutil finds the processes and is polled
 for their death; it still never waits on them.

@@ -357,9 +357,9 @@ def _unregister(sup: Supervisor) -> None:
 
 
 def _current_run() -> Run | None:
-    from .._core import runtime as _runtime
+    from .._core.runtime import current
 
-    return _runtime._current
+    return current()
 
 
 def _require_run(what: str) -> Run:

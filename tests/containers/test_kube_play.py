@@ -40,7 +40,6 @@ Secrets and init containers, measured with podman 4.3.1 here:
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -49,6 +48,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ..conftest import free_port
 from ._manifests import Doc, render, secret_values
 from ._podman import (
     APP_UID,
@@ -61,13 +61,6 @@ from ._podman import (
 )
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Played:
