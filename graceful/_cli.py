@@ -27,6 +27,7 @@ USAGE = """\
 usage: python -m graceful [OPTIONS] MODULE:ATTR [APP_ARGS...]
        python -m graceful [OPTIONS] -- COMMAND [ARGS...]
        python -m graceful probe ready|live [--port P] [--host H] [--timeout S]
+       python -m graceful ctl [--socket PATH] status|restart NAME|stop NAME|tail NAME
 
 Run an asyncio service so that SIGTERM/SIGINT stop it cleanly within a deadline.
 MODULE:ATTR names an async function called with no arguments; the app sees
@@ -34,7 +35,8 @@ sys.argv == [MODULE:ATTR, *APP_ARGS]. With -- COMMAND, run any program under
 graceful's init (like tini): signals forwarded, orphans reaped, deadline enforced,
 exit code passed through. With probe, ask the health server of such an app
 (--health-port) whether it is ready or live: exit 0 yes, 1 no or unreachable, 2 bad
-usage; see python -m graceful probe --help.
+usage; see python -m graceful probe --help. With ctl, see and restart the supervised
+processes of an app started with --control-socket; see python -m graceful ctl --help.
 
 options (flags win over the environment variables):
   --grace SECONDS        whole window from the first stop signal to exit, 0.5 to
@@ -72,6 +74,9 @@ options (flags win over the environment variables):
   --stop-signal SIGNAL   another signal that starts the same stop as SIGTERM (a
                          container's STOPSIGNAL), e.g. SIGQUIT; repeat it or give
                          a comma-separated list [GRACEFUL_STOP_SIGNAL, default none]
+  --control-socket PATH  answer python -m graceful ctl on this Unix socket (only
+                         this user, or root, may use it) [GRACEFUL_CONTROL_SOCKET,
+                         default off]
   --version              print the version and exit
   -h, --help             print this help and exit
 
@@ -219,6 +224,8 @@ def main(
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["probe"]:  # first: a probe runs often, and imports nothing else
         return _probe(args[1:], blocked)
+    if args[:1] == ["ctl"]:
+        return _ctl(args[1:], blocked)
     options = args[: _options_end(args)]
     if "-h" in options or "--help" in options:
         sys.stdout.write(USAGE)
@@ -253,6 +260,7 @@ def main(
                 "drain_delay",
                 "readiness",
                 "liveness_max_lag",
+                "control_socket",
             )
             given = [
                 config.spelling(name) for name in app_only if config.spelling(name).startswith("--")
@@ -261,8 +269,8 @@ def main(
                 raise UsageError(
                     f"{', '.join(given)} {'apply' if len(given) > 1 else 'applies'} to a"
                     " graceful app (MODULE:ATTR), not to"
-                    " -- COMMAND; drop them, or supervise the command from an app with"
-                    " graceful.Supervisor"
+                    f" -- COMMAND; drop {'them' if len(given) > 1 else 'it'}, or supervise the"
+                    " command from an app with graceful.Supervisor"
                 )
             if not init_wanted(config, exec_mode=True):
                 raise UsageError(
@@ -290,6 +298,17 @@ def main(
             )
         sys.argv = [spec, *app_args]
         return execute(config, lambda: load_target(module_name, attr), unblock=blocked, cli=True)
+    except GracefulError as exc:
+        _speak.usage_error(str(exc))
+        return exc.exit_code
+
+
+def _ctl(args: list[str], blocked: frozenset[signal.Signals]) -> int:
+    from ._ctl import ctl
+
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+    try:
+        return ctl(args, os.environ, sys.stdout, sys.stderr)
     except GracefulError as exc:
         _speak.usage_error(str(exc))
         return exc.exit_code

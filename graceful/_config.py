@@ -54,6 +54,7 @@ SOURCES = {
     "liveness_max_lag": ("--liveness-max-lag", "GRACEFUL_LIVENESS_MAX_LAG"),
     "workers": ("--workers", "GRACEFUL_WORKERS"),
     "stop_signals": ("--stop-signal", "GRACEFUL_STOP_SIGNAL"),
+    "control_socket": ("--control-socket", "GRACEFUL_CONTROL_SOCKET"),
 }
 
 
@@ -77,6 +78,7 @@ class Config:
         "liveness_max_lag",
         "workers",
         "stop_signals",
+        "control_socket",
         "handle_signals",
         "sources",
     )
@@ -97,6 +99,7 @@ class Config:
         liveness_max_lag: float = 5.0,
         workers: int = 0,
         stop_signals: Any = (),
+        control_socket: str | None = None,
         sources: Mapping[str, str] | None = None,
     ) -> None:
         self.sources: dict[str, str] = dict(sources or {})
@@ -126,6 +129,8 @@ class Config:
         self.stop_signals: tuple[int, ...] = self._check("stop_signals", stop_signals)
         """Signals that start the sequence as SIGTERM does, besides SIGTERM and SIGINT
         (a container's ``STOPSIGNAL``, Kubernetes' ``lifecycle.stopSignal``)."""
+        self.control_socket: str | None = self._check("control_socket", control_socket)
+        """Path of the Unix socket ``python -m graceful ctl`` talks to (None: no socket)."""
         self.handle_signals = bool(handle_signals)
         """Install SIGTERM/SIGINT handlers (only possible in the main thread)."""
         if self.workers and 1 in self.stop_signals:  # SIGHUP
@@ -180,6 +185,15 @@ def check(name: str, value: Any, source: str) -> Any:
         return _count(source, value, MAX_WORKERS, "4")
     if name == "stop_signals":
         return _signals(source, value)
+    if name == "control_socket":
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip() or "\0" in value:
+            raise UsageError(
+                f"{source} must be a file path for a Unix socket, got {value!r};"
+                f" use e.g. {source_example(source, _quoted(source, '/tmp/graceful.sock'))}"
+            )
+        return value
     if name == "health_host":
         if not isinstance(value, str) or not value.strip():
             raise UsageError(
@@ -201,6 +215,11 @@ def check(name: str, value: Any, source: str) -> Any:
             f" use e.g. {source_example(source, repr(choices[0]) if source == name else choices[0])}"
         )
     return text
+
+
+def _quoted(source: str, example: str) -> str:
+    """``example`` as the user would write it: quoted for a keyword of graceful.run()."""
+    return repr(example) if not source.startswith(("-", "GRACEFUL_")) else example
 
 
 def _seconds(source: str, value: Any, low: float, high: float, example: str) -> float:

@@ -73,7 +73,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         (["--workers", "2", "--", "true"], {}, "--workers runs copies of MODULE:ATTR, not of --"),
         (["--health-port", "8081", "--", "true"], {}, "--health-port applies to a graceful app"),
         (["--drain-delay", "1", "--", "true"], {}, "--drain-delay applies to a graceful app"),
-        (["--readiness", "manual", "--", "true"], {}, "not to -- COMMAND; drop them"),
+        (["--readiness", "manual", "--", "true"], {}, "not to -- COMMAND; drop it"),
         (["bad_targets:async_generator"], {}, "is an async generator function (it has a yield)"),
         (["bad_targets:generator"], {}, "bad_targets:generator is a generator function"),
         (["bad_targets:needs_an_argument"], {}, "needs the argument(s) port, but main is called"),

@@ -10,7 +10,10 @@ import logging
 import os
 import re
 import signal
+import stat
+import subprocess
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -317,6 +320,66 @@ def test_programs_die_with_an_app_that_is_killed(launch: Launcher) -> None:
     app.proc.kill()  # no stop sequence: the kernel's parent-death signal is all there is
     assert app.wait() == -signal.SIGKILL
     assert poll_until(lambda: all(gone(pid) for pid in pids), 10), pids  # the stubborn too
+
+
+def test_ctl_sees_restarts_stops_and_refuses_other_users(launch: Launcher) -> None:
+    # In a directory another user may enter (pytest's are the test user's only).
+    where = tempfile.mkdtemp(prefix="graceful-ctl-")
+    os.chmod(where, 0o755)
+    sock = os.path.join(where, "ctl.sock")
+    app = launch.graceful("--grace", "3", "--control-socket", sock, "supervised:controlled")
+    app.expect("ready", timeout=30)
+    assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
+
+    def ctl(*words: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "graceful", "ctl", *words]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+
+    status = ctl("--socket", sock, "status")
+    assert status.returncode == 0, status.stderr
+    found = re.search(
+        r"^web (?:starting|running) pid (\d+) up [0-9.]+ s restarts 0$", status.stdout, re.M
+    )
+    assert found, status.stdout
+    web_pid = int(found[1])
+    assert re.search(r"^feed (?:starting|running) pid \d+ ", status.stdout, re.M), status.stdout
+    assert ctl("--socket", sock, "tail", "web").stdout == "web up\n"
+    restarted = ctl("--socket", sock, "restart", "web")
+    assert (restarted.returncode, restarted.stdout) == (0, "web restarting\n"), restarted.stderr
+    app.expect_log("process 'web' started, pid")
+    assert "web got SIGTERM" in app.events()  # its stop signal, then a new one at once
+    assert poll_until(lambda: gone(web_pid), 10)
+    by_env = ctl("status", env={**os.environ, "GRACEFUL_CONTROL_SOCKET": sock})
+    assert re.search(r"^web \w+ pid \d+ .*restarts 1$", by_env.stdout, re.M), by_env.stdout
+    stopped = ctl("--socket", sock, "stop", "feed")
+    assert stopped.stdout == "feed stopped: exited, exit status 0\n", stopped.stderr
+    unknown = ctl("--socket", sock, "restart", "nope")
+    assert unknown.returncode == 1
+    assert unknown.stderr == "graceful ctl: no process named 'nope' (known: web, feed)\n"
+    assert ctl("--socket", sock, "frob").returncode == 2
+    # Another user: the file's mode keeps it out; with the mode opened up, the app still
+    # refuses it by the peer's credentials (SO_PEERCRED).
+    other = [
+        "/usr/bin/python3", "-c",
+        "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]);"
+        " s.sendall(b'stop web\\n'); print(s.recv(999).decode(), end='')",
+        sock,
+    ]  # fmt: skip
+
+    def as_nobody() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            other, capture_output=True, text=True, timeout=30, user=65534, group=65534
+        )
+
+    assert "Permission denied" in as_nobody().stderr
+    os.chmod(sock, 0o666)
+    refused = as_nobody()
+    assert refused.stdout.startswith("error: not allowed"), (refused.stdout, refused.stderr)
+    assert "control socket: refused uid 65534" in app.stderr
+    assert stop(app) == 0, app.stderr
+    assert not os.path.exists(sock)  # removed at the end
+    os.rmdir(where)
+    assert "processes web=0 feed=0" in summary(app.stderr)
 
 
 def test_each_line_of_a_program_keeps_its_level(launch: Launcher) -> None:

@@ -62,6 +62,7 @@ from .tasks import TaskWatch, in_app
 
 if TYPE_CHECKING:
     from .._health.server import HealthServer
+    from .._supervise.control import ControlSocket
     from .notify import Notifier
     from .sequence import StopReport
 
@@ -116,6 +117,7 @@ class Run:
         self.executor: Executor | None = None  # ours, where the loop's own is out of reach
         self.health: HealthServer | None = None  # --health-port: started by execute()
         self.notifier: Notifier | None = None  # NOTIFY_SOCKET set: made by execute()
+        self.control: ControlSocket | None = None  # --control-socket: bound by execute()
         self._spare: int | None = None  # a descriptor kept for the stop
 
     # -- starting the shutdown ---------------------------------------------------------
@@ -296,6 +298,8 @@ class Run:
             self.health.attach(loop)
         if self.notifier is not None:
             self.notifier.attach(loop)
+        if self.control is not None:  # python -m graceful ctl
+            await self.control.serve()
         if self.config.handle_signals:
             self.guard.watch(loop)
         self.tasks.install(loop)
@@ -518,6 +522,12 @@ def execute(
             from .._health.server import HealthServer
 
             run.health = HealthServer.start(config)
+        if config.control_socket is not None:  # bound before the import, as the port is
+            from .._supervise.control import ControlSocket
+
+            run.control = ControlSocket.bind(
+                config.control_socket, config.spelling("control_socket")
+            )
         if config.handle_signals:
             run.guard.install()
             if unblock:
@@ -562,6 +572,8 @@ def execute(
         if run.notifier is not None:
             readiness.on_change = None
             run.notifier.close()
+        if run.control is not None:
+            run.control.close()
         if not cli:
             run.guard.restore()
             close_run(run)
@@ -731,6 +743,7 @@ def run(
     liveness_max_lag: float = 5.0,
     handle_signals: bool = True,
     stop_signals: Sequence[str | int] = (),
+    control_socket: str | None = None,
 ) -> int:
     """Run ``main`` (an async function, or a coroutine) until it returns or a stop
     signal arrives, then shut down within ``grace`` seconds; return the exit code.
@@ -744,7 +757,9 @@ def run(
        signal handlers are called; the budget is split: the drain may run until
        only the hooks' declared timeouts (1 s for a hook that declares none) and
        the cancellation's reserve (0.5 s) are left.
-    2. Send SIGTERM to every descendant process, so they use the window too.
+    2. Stop the supervised processes (each with its stop signal, dependants
+       first) and send SIGTERM to every other descendant process, so they use
+       the window too.
     3. Drain, then cancel: ``main`` (if it awaits ``wait_for_shutdown()`` itself or
        runs a server through an integration), the tasks woken by
        ``wait_for_shutdown()`` and ``protect()``-ed work get the drain budget to
@@ -765,6 +780,8 @@ def run(
     sequence itself cannot finish. The handlers for SIGTERM and SIGINT are
     restored when ``run()`` returns. A second SIGINT exits at once with code 130.
     ``stop_signals`` (``["SIGQUIT"]``) start the same stop as SIGTERM.
+    ``control_socket``: a path where ``python -m graceful ctl`` can see and restart
+    the supervised processes.
     """
     config = Config(
         grace=grace,
@@ -778,6 +795,7 @@ def run(
         readiness=readiness,
         liveness_max_lag=liveness_max_lag,
         stop_signals=stop_signals,
+        control_socket=control_socket,
     )
     if callable(main):
         check_main(main, _describe(main))

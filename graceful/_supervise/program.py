@@ -93,6 +93,7 @@ class Managed:
         self._kill_timer: asyncio.TimerHandle | None = None
         self._groups: list[Instance] = []  # while stopping: whose groups we wait for
         self._stopping = False
+        self._restart_asked = False
         self._stop_started = 0.0
         self._kill_at: float | None = None
         self._kill_why = ""
@@ -137,6 +138,38 @@ class Managed:
         """
         self._begin_stop(self._sup._stop_limit(self))
         return await self.wait()
+
+    def uptime(self) -> float | None:
+        """Seconds since the running process started (None while there is none)."""
+        current = self._current
+        if current is None or not current.alive:
+            return None
+        return self._loop.time() - current.started
+
+    def restart_now(self) -> None:
+        """Stop the running process (its stop signal, SIGKILL after ``stop_timeout``)
+        and start it again at once, whatever its restart policy; one waiting for its
+        backoff delay starts at once. No-op once it has ended for good or is stopping.
+
+        **Signals and deadline:** a shutdown that starts meanwhile stops it for good.
+        """
+        if self._stopping or self._state in FINAL:
+            return
+        current = self._current
+        if current is not None and current.alive:
+            if not self._restart_asked:
+                self._restart_asked = True
+                log.info("process %r: restart asked for; sent %s", self.name, self.stop_signal.name)
+                current.send(self.stop_signal)
+                timeout = self.stop_timeout or DEFAULT_STOP_TIMEOUT
+                self._loop.call_later(timeout, self._kill_if_alive, current)
+        elif self._state == ProcessState.BACKING_OFF and self._timer is not None:
+            self._timer.cancel()
+            self._restart()
+
+    def _kill_if_alive(self, instance: Instance) -> None:
+        if instance.alive and instance is self._current and not self._stopping:
+            instance.send(signal.SIGKILL)
 
     def send_signal(self, sig: int, *, group: bool = False) -> bool:
         """Send ``sig`` to the process (or its whole process group); False if it is not running."""
@@ -292,6 +325,15 @@ class Managed:
         self.returncode = instance.returncode
         if self._stopping:
             self._maybe_stopped()
+            return
+        if self._restart_asked:  # restart_now(): at once, not counted against it
+            self._restart_asked = False
+            log.info(
+                "process %r exited with %s; restarting as asked",
+                self.name,
+                describe(instance.returncode),
+            )
+            self._restart()
             return
         self._decide(instance)
 

@@ -356,6 +356,12 @@ def _unregister(sup: Supervisor) -> None:
         _sighup.uninstall()
 
 
+def supervised() -> list[Managed]:
+    """Every process of the supervisors on this loop (for ``ctl``)."""
+    loop = asyncio.get_running_loop()
+    return [m for sup in _live if sup._loop is loop for m in sup.processes]
+
+
 def _current_run() -> Run | None:
     from .._core.runtime import current
 

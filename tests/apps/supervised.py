@@ -445,3 +445,13 @@ async def levels() -> int:
         for m in sup.processes:
             await m.wait()
     return 0
+
+
+async def controlled() -> None:
+    """Two programs for python -m graceful ctl (the app runs with --control-socket)."""
+    up = [lines_seen("web", "web up"), lines_seen("feed", "feed up")]
+    graceful.spawn([PY, "-c", POLITE, "web", EVENTS], name="web")
+    graceful.spawn([PY, "-c", POLITE, "feed", EVENTS], name="feed")
+    await asyncio.wait_for(asyncio.gather(*up), 30)
+    ready()
+    await graceful.wait_for_shutdown()
