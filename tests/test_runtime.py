@@ -204,3 +204,16 @@ def test_a_child_killed_at_the_deadline_leaves_the_summary_last(launch: Launcher
     assert app.elapsed() < 1.5
     last = app.stderr.rstrip().splitlines()[-1]
     assert "shutdown after SIGTERM" in last and "killed 1" in last, app.stderr
+
+
+def test_a_handler_the_loop_installs_is_seen_at_once_without_polling(launch: Launcher) -> None:
+    # uvloop binds signal.signal at import and calls it from compiled code; graceful
+    # imports it with its own in place, so the app's handler is adopted as it is set,
+    # and an idle app has nothing to poll.
+    app = launch.graceful("--grace", "2", "late_handler:main")
+    app.expect("ready")
+    assert stop(app) == 0, app.stderr
+    events = app.events()
+    assert events[0] == "polling False", events
+    assert "app handler called" in events and "hook ran" in events, app.stderr
+    assert "took graceful's SIGTERM/SIGINT handler" in app.stderr

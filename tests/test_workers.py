@@ -126,6 +126,7 @@ def test_a_worker_that_keeps_crashing_stops_the_app_with_exit_1(tmp_path: Path) 
         assert app.wait(timeout=60) == 1
         assert re.search(r"essential process 'worker-\d' failed: stopping the app", app.stderr)
         assert "(failed)" in summary(app.stderr)
+        assert "is ready" not in app.stderr  # it died in main's first step: never ready
     finally:
         for each in launch.apps:
             each.close()

@@ -57,7 +57,7 @@ from .._errors import (
 from .._health.readiness import state as readiness
 from .deadline import Deadline, Watchdog
 from .hooks import ShutdownContext, required_arguments, take_hooks
-from .signals import SignalGuard
+from .signals import SignalGuard, import_uvloop
 from .tasks import TaskWatch, in_app
 
 if TYPE_CHECKING:
@@ -530,6 +530,7 @@ def execute(
             )
         if config.handle_signals:
             run.guard.install()
+            run.guard.app_imported_after = cli
             if unblock:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, unblock)
         target: Main | None = None
@@ -678,7 +679,7 @@ def loop_factory(config: Config) -> Callable[[], asyncio.AbstractEventLoop]:
     name = config.loop
     if name in ("auto", "uvloop"):
         try:
-            import uvloop
+            uvloop = import_uvloop()
         except ImportError:
             if name == "uvloop":
                 spelling = config.spelling("loop")

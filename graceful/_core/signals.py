@@ -15,9 +15,20 @@ budget, and the deadline still starts at the signal. ``request_shutdown()`` call
 it the same way, so a library drains the same whichever way the stop began. The
 call returns what the library expects (the handler it replaced, as it sees it), so
 a library that restores "the previous handler" when it is done (uvicorn does) hands
-the signal back. Handlers installed from C, bypassing the ``signal`` module (uvloop's
-``add_signal_handler``), are found by looking at the handlers every
-``POLL_INTERVAL`` on the loop and are taken back the same way.
+the signal back.
+
+Code that bound ``signal.signal`` before graceful's was in place calls the real
+one and is not seen: uvloop binds it when it is imported (``signal_signal`` in its
+``stdlib.pxi``, called from its compiled ``add_signal_handler``), and so does a
+module that did ``from signal import signal``. graceful imports uvloop with
+:func:`dispatch` in place, so uvloop binds that (a function that calls the real
+``signal.signal`` while no run is active), and under ``python -m graceful`` the app
+and its libraries are imported after the interception is in place. Where neither
+holds (uvloop imported before graceful, or ``graceful.run()`` called after the
+app's modules were imported, or a loop of another kind), the handlers are also
+looked at every ``POLL_INTERVAL`` on the loop, and taken back the same way. That
+poll is the only thing that wakes an idle app, so it runs only there: 10 wake-ups a
+second.
 
 What was considered and rejected: only polling (the first version) leaves a window
 of one interval after a library installs its handler in which a signal reaches only
@@ -35,6 +46,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -45,6 +57,39 @@ log = logging.getLogger("graceful")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _real_signal = signal.signal
 POLL_INTERVAL = 0.1
+
+_active: SignalGuard | None = None
+"""The guard of the run in progress (None between runs)."""
+uvloop_sees_us = False
+"""uvloop bound :func:`dispatch` as its ``signal.signal`` (see :func:`import_uvloop`)."""
+
+
+def dispatch(signalnum: Any, handler: Any) -> Any:
+    """``signal.signal`` while graceful runs (and for code that bound it then): the
+    active guard's interception, or the real function when no run is active."""
+    guard = _active
+    if guard is None:
+        return _real_signal(signalnum, handler)
+    return guard._intercept(signalnum, handler)
+
+
+def import_uvloop() -> Any:
+    """Import uvloop so that it binds :func:`dispatch` (it binds ``signal.signal`` once,
+    at import): its handlers are then seen as they are installed, without polling."""
+    global uvloop_sees_us
+    if "uvloop.loop" not in sys.modules:
+        before = signal.signal
+        signal.signal = dispatch
+        try:
+            import uvloop.loop  # noqa: F401
+        finally:
+            if signal.signal is dispatch:
+                signal.signal = before
+        uvloop_sees_us = True
+    import uvloop
+
+    return uvloop
+
 
 Handler = Callable[[int, FrameType | None], Any]
 
@@ -83,17 +128,20 @@ class SignalGuard:
         self.visible: dict[signal.Signals, Any] = {}  # what the app believes is installed
         self._reported: set[str] = set()
         self._timer: Any = None
+        self.app_imported_after = False
+        """The app was imported after ``install()`` (``python -m graceful``): whatever it
+        binds is :func:`dispatch`."""
 
     def install(self) -> None:
+        global _active
         for sig in self.signals:
             self.previous[sig] = _real_signal(sig, self.handler)
-        signal.signal = self._intercept
+        _active = self
+        signal.signal = dispatch
 
     def restore(self) -> None:
         """Put back the handlers that were there before ``install()``."""
-        self.stop_watching()
-        if signal.signal == self._intercept:
-            signal.signal = _real_signal
+        self._uninstall()
         for sig, handler in self.previous.items():
             _real_signal(sig, handler if handler is not None else signal.SIG_DFL)
         self.previous.clear()
@@ -111,11 +159,17 @@ class SignalGuard:
         children, which is why graceful uses it nowhere else: every child has been
         stopped by now. The watchdog still bounds the exit.
         """
-        self.stop_watching()
-        if signal.signal == self._intercept:
-            signal.signal = _real_signal
+        self._uninstall()
         for sig in self.signals:
             _real_signal(sig, signal.SIG_IGN)
+
+    def _uninstall(self) -> None:
+        global _active
+        self.stop_watching()
+        if _active is self:
+            _active = None
+        if signal.signal is dispatch:
+            signal.signal = _real_signal
 
     def _intercept(self, signalnum: Any, handler: Any) -> Any:
         """``signal.signal`` while graceful runs: a SIGTERM/SIGINT handler installed by
@@ -142,9 +196,20 @@ class SignalGuard:
         return before
 
     def watch(self, loop: Any) -> None:
-        """Check the handlers now and every ``POLL_INTERVAL`` on ``loop``."""
+        """Check the handlers now, and every ``POLL_INTERVAL`` on ``loop`` unless every
+        way to install one goes through :func:`dispatch` (see the top of the module)."""
         self.check()
+        if self.app_imported_after and self._loop_is_seen(loop):
+            return
         self._timer = loop.call_later(POLL_INTERVAL, self._tick, loop)
+
+    @staticmethod
+    def _loop_is_seen(loop: Any) -> bool:
+        import asyncio
+
+        if isinstance(loop, asyncio.BaseEventLoop):  # looks signal.signal up at each call
+            return True
+        return type(loop).__module__.startswith("uvloop") and uvloop_sees_us
 
     def stop_watching(self) -> None:
         if self._timer is not None:
