@@ -50,6 +50,9 @@ options (flags win over the environment variables):
                          [GRACEFUL_LOOP, default auto]
   --log-level LEVEL      DEBUG, INFO, WARNING, ERROR, CRITICAL
                          [GRACEFUL_LOG_LEVEL, default INFO]
+  --log-format {text,json}
+                         graceful's lines as sentences, or one JSON object a line
+                         for a log pipeline [GRACEFUL_LOG_FORMAT, default text]
   --init {auto,on,off}   run a separate init that reaps orphans and forwards signals;
                          auto = when PID 1, on = also as a subreaper elsewhere
                          [GRACEFUL_INIT, default auto]
@@ -236,6 +239,7 @@ def main(
     try:
         flags, rest = parse(args)
         config = Config.from_sources(flags, os.environ)
+        _speak.use(config.log_format)
         if config.stop_signals:  # held until graceful's handler is in, as SIGTERM is
             extra = frozenset(signal.Signals(s) for s in config.stop_signals)
             signal.pthread_sigmask(signal.SIG_BLOCK, extra)

@@ -22,6 +22,7 @@ INIT_MODES = ("auto", "on", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 READINESS_MODES = ("auto", "manual")
 TASK_ERROR_POLICIES = ("log", "shutdown")
+LOG_FORMATS = ("text", "json")
 
 MIN_GRACE = 0.5
 """Below this the sequence and the interpreter's own exit (~20 ms, far more on a busy
@@ -55,6 +56,7 @@ SOURCES = {
     "workers": ("--workers", "GRACEFUL_WORKERS"),
     "stop_signals": ("--stop-signal", "GRACEFUL_STOP_SIGNAL"),
     "control_socket": ("--control-socket", "GRACEFUL_CONTROL_SOCKET"),
+    "log_format": ("--log-format", "GRACEFUL_LOG_FORMAT"),
 }
 
 
@@ -79,6 +81,7 @@ class Config:
         "workers",
         "stop_signals",
         "control_socket",
+        "log_format",
         "handle_signals",
         "sources",
     )
@@ -100,6 +103,7 @@ class Config:
         workers: int = 0,
         stop_signals: Any = (),
         control_socket: str | None = None,
+        log_format: str = "text",
         sources: Mapping[str, str] | None = None,
     ) -> None:
         self.sources: dict[str, str] = dict(sources or {})
@@ -131,6 +135,8 @@ class Config:
         (a container's ``STOPSIGNAL``, Kubernetes' ``lifecycle.stopSignal``)."""
         self.control_socket: str | None = self._check("control_socket", control_socket)
         """Path of the Unix socket ``python -m graceful ctl`` talks to (None: no socket)."""
+        self.log_format: str = self._check("log_format", log_format)
+        """``text`` (one sentence a line) or ``json`` (one object a line)."""
         self.handle_signals = bool(handle_signals)
         """Install SIGTERM/SIGINT handlers (only possible in the main thread)."""
         if self.workers and 1 in self.stop_signals:  # SIGHUP
@@ -207,6 +213,7 @@ def check(name: str, value: Any, source: str) -> Any:
         "log_level": LOG_LEVELS,
         "readiness": READINESS_MODES,
         "task_errors": TASK_ERROR_POLICIES,
+        "log_format": LOG_FORMATS,
     }[name]
     text = str(value).upper() if name == "log_level" else str(value).lower()
     if not isinstance(value, str) or text not in choices:

@@ -4,7 +4,8 @@ Every line graceful writes has one shape::
 
     2026-12-06 10:00:00,123 graceful INFO: SIGTERM received: shutting down within 10 s
 
-and, in a process a graceful supervisor started (``--workers`` or
+or, with ``--log-format json``, one JSON object (see :func:`json_line`); and, in a
+process a graceful supervisor started (``--workers`` or
 ``Supervisor.start()``, which set ``GRACEFUL_PROCESS_NAME``), the program's name
 and the pid after the word graceful: ``graceful worker-0[4242] INFO: ...``, so a
 line says which process wrote it. The logging handler graceful installs uses
@@ -23,6 +24,47 @@ import time
 
 PROCESS_NAME = "GRACEFUL_PROCESS_NAME"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+FORMATS = ("text", "json")
+
+_format = "text"
+
+
+def use(log_format: str) -> None:
+    """Write every later line in ``log_format`` (``text`` or ``json``)."""
+    global _format
+    _format = log_format
+
+
+def json_mode() -> bool:
+    return _format == "json"
+
+
+def json_line(
+    created: float,
+    level: str,
+    logger: str,
+    message: str,
+    fields: dict[str, object] | None = None,
+) -> str:
+    """One log line as a JSON object: ``time`` (RFC 3339, UTC, ms), ``level``,
+    ``logger``, ``message``, ``pid``, ``process`` (a supervised process's name) and
+    the line's own fields (the summary's figures, a relayed line's ``source``)."""
+    import json
+
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+    record: dict[str, object] = {
+        "time": f"{stamp}.{int(created % 1 * 1000):03d}Z",
+        "level": level,
+        "logger": logger,
+        "message": message,
+        "pid": os.getpid(),
+    }
+    name = os.environ.get(PROCESS_NAME, "").strip()
+    if name:
+        record["process"] = name
+    if fields:
+        record.update(fields)
+    return json.dumps(record, default=str)
 
 
 def who() -> str:
@@ -41,6 +83,8 @@ def log_format() -> str:
 def leveled(level: str, message: str) -> str:
     """``message`` as one of graceful's log lines, timestamped as logging does."""
     now = time.time()
+    if _format == "json":
+        return json_line(now, level, "graceful", message)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
     return f"{stamp},{int(now % 1 * 1000):03d} {who()} {level}: {message}"
 
@@ -60,5 +104,5 @@ def say(level: str, message: str, threshold: str = "DEBUG") -> None:
 
 
 def usage_error(message: str) -> None:
-    """A command-line error: ``graceful: error: MESSAGE``."""
-    write(f"graceful: error: {message}")
+    """A command-line error: ``graceful: error: MESSAGE`` (a JSON line in json mode)."""
+    write(leveled("ERROR", message) if _format == "json" else f"graceful: error: {message}")

@@ -34,6 +34,9 @@ class Stopping(Protocol):
     def summary(self) -> str:
         """One part of the summary line (``web=0 feed=SIGTERM``)."""
 
+    def outcomes(self) -> dict[str, str]:
+        """How each ended, by name (``{"web": "0", "stuck": "SIGKILL(killed)"}``)."""
+
 
 class Part(Protocol):
     def owns(self) -> Callable[[int], bool]:

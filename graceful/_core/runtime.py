@@ -499,6 +499,7 @@ def execute(
             " call it there, or pass handle_signals=False"
         )
     new_loop = loop_factory(config)
+    _speak.use(config.log_format)
     configure_logging(config.log_level)
     if not cli and os.getpid() == 1:
         log.warning(
@@ -711,11 +712,49 @@ class _OnlyWithoutRootHandlers(logging.Filter):
 
 def configure_logging(level: str) -> None:
     log.setLevel(level)
-    if not any(isinstance(f, _OnlyWithoutRootHandlers) for h in log.handlers for f in h.filters):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(_speak.log_format()))
-        handler.addFilter(_OnlyWithoutRootHandlers())
-        log.addHandler(handler)
+    ours: list[logging.Handler] = [
+        h for h in log.handlers for f in h.filters if isinstance(f, _OnlyWithoutRootHandlers)
+    ]
+    if not ours:
+        stream = logging.StreamHandler(sys.stderr)
+        stream.addFilter(_OnlyWithoutRootHandlers())
+        log.addHandler(stream)
+        ours = [stream]
+    json_mode = _speak.json_mode()
+    for handler in ours:
+        handler.setFormatter(
+            JsonFormatter() if json_mode else logging.Formatter(_speak.log_format())
+        )
+    if json_mode and not isinstance(logging.lastResort, _JsonLastResort):
+        # The app's own records while it has not set up logging: what the standard
+        # library's last resort prints (WARNING and above), as JSON. logging.basicConfig()
+        # and dictConfig() still work: the last resort is not one of the root's handlers.
+        logging.lastResort = _JsonLastResort()
+
+
+class JsonFormatter(logging.Formatter):
+    """Records as graceful's JSON lines; a record's ``fields`` (``extra={"fields": {...}}``)
+    join the object."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + self.formatException(record.exc_info)
+        fields = getattr(record, "fields", None)
+        return _speak.json_line(
+            record.created,
+            record.levelname,
+            record.name,
+            message,
+            fields if isinstance(fields, dict) else None,
+        )
+
+
+class _JsonLastResort(logging.StreamHandler):  # type: ignore[type-arg]
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self.setLevel(logging.WARNING)
+        self.setFormatter(JsonFormatter())
 
 
 def flush_logging() -> None:
@@ -737,6 +776,7 @@ def run(
     drain_delay: float = 0.0,
     loop: Literal["auto", "asyncio", "uvloop"] = "auto",
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO",
+    log_format: Literal["text", "json"] = "text",
     task_errors: Literal["log", "shutdown"] = "log",
     health_port: int | None = None,
     health_host: str = "0.0.0.0",
@@ -797,6 +837,7 @@ def run(
         liveness_max_lag=liveness_max_lag,
         stop_signals=stop_signals,
         control_socket=control_socket,
+        log_format=log_format,
     )
     if callable(main):
         check_main(main, _describe(main))

@@ -397,7 +397,23 @@ def _summary(run: Run, deadline: Deadline, out: StopReport, code: int) -> None:
     # The level follows the exit code: ERROR for any code but 0 (main raised, the app
     # failed to start, a chosen code), WARNING for a clean stop that drained nothing.
     level = log.error if code or out.failed() else log.warning if out.not_drained else log.info
-    level("; ".join(parts))
+    h = out.hooks
+    fields = {  # the same figures, for a log pipeline (--log-format json)
+        "cause": run.reason,
+        "exit_code": code,
+        "took_s": round(deadline.elapsed(), 4),
+        "drain_s": round(out.drain_took, 4),
+        "requests_cut": _cut_count(run, out),
+        "hooks_ok": list(h.ok),
+        "hooks_failed": list(h.failed),
+        "hooks_timed_out": list(h.timed_out),
+        "tasks_cancelled": out.tasks_cancelled,
+        "tasks_stuck": list(out.tasks_stuck),
+        "children_terminated": out.children_terminated,
+        "children_killed": out.children_killed,
+        "processes": {k: v for s in out.stopping for k, v in s.outcomes().items()},
+    }
+    level("; ".join(parts), extra={"fields": fields})
 
 
 CUT_SUFFIX = " cut"
@@ -415,6 +431,10 @@ def _cut(run: Run, out: StopReport) -> str:
             kinds.append(f"{what[: -len(CUT_SUFFIX)]} {n}")
             count += n
     return f"{count}" + (f" ({', '.join(kinds)})" if kinds else "")
+
+
+def _cut_count(run: Run, out: StopReport) -> int:
+    return len(out.drain_cut) + sum(n for what, n in run.notes.items() if what.endswith(CUT_SUFFIX))
 
 
 def _drain_part(run: Run, out: StopReport) -> str:

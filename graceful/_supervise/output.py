@@ -82,25 +82,56 @@ class Stream:
         # makeRecord + handle: what logger.info does, minus the caller lookup (which
         # walks the stack for every line and would name this module anyway).
         make, handle, name, label = logger.makeRecord, logger.handle, logger.name, self.label
+        stream = "stderr" if self.level >= logging.WARNING else "stdout"
         for line in lines:
-            level, text = self._level_of(line.rstrip("\r"))
+            level, text, fields = self._level_of(line.rstrip("\r"))
             if logger.isEnabledFor(level):
-                handle(make(name, level, __file__, 0, "[%s] %s", (label, text), None))
+                extra = {"fields": {"source": label, "stream": stream, **fields}}
+                handle(make(name, level, __file__, 0, "[%s] %s", (label, text), None, None, extra))
 
-    def _level_of(self, line: str) -> tuple[int, str]:
+    def _level_of(self, line: str) -> tuple[int, str, dict[str, object]]:
         """The level to log ``line`` at, and its text: a graceful app's line at its own
         level without its timestamp; a line that names its level (``ERROR``, ``WARN``
         ...) at that level; a traceback's or an indented continuation line at the level
-        of the line before; any other at the stream's (stdout INFO, stderr WARNING)."""
+        of the line before; any other at the stream's (stdout INFO, stderr WARNING). A
+        JSON line with a ``level`` and a ``message`` (graceful's ``--log-format json``,
+        and most JSON loggers) at its level, its other fields kept."""
         found = _GRACEFUL_LINE.match(line)
         if found is not None:
             self._last = _LEVELS[found.group(1)]
-            return self._last, found.group(2)
+            return self._last, found.group(2), {}
+        if line.startswith("{"):
+            parsed = _json_record(line)
+            if parsed is not None:
+                self._last, text, fields = parsed
+                return self._last, text, fields
         if line[:1].isspace() or line.startswith("Traceback "):
-            return self._last, line
+            return self._last, line, {}
         named = _NAMED_LEVEL.search(line, 0, 48)
         self._last = _LEVELS[named.group(1)] if named is not None else self.level
-        return self._last, line
+        return self._last, line, {}
+
+
+def _json_record(line: str) -> tuple[int, str, dict[str, object]] | None:
+    import json
+
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    level = _LEVELS.get(str(record.get("level", "")).upper())
+    message = record.get("message", record.get("msg"))
+    if level is None or not isinstance(message, str):
+        return None
+    kept = {k: v for k, v in record.items() if k not in _OWN_KEYS}
+    if "pid" in record:
+        kept["source_pid"] = record["pid"]
+    return level, message, kept
+
+
+_OWN_KEYS = {"time", "level", "logger", "message", "msg", "pid", "process"}
 
 
 _GRACEFUL_LINE = re.compile(

@@ -443,11 +443,14 @@ class Stopping:
 
     def summary(self) -> str:
         """``web=0 feed=SIGTERM stuck=SIGKILL(killed) crashy=1(failed)``."""
-        parts = []
+        return " ".join(f"{name}={how}" for name, how in self.outcomes().items())
+
+    def outcomes(self) -> dict[str, str]:
+        found = {}
         for m in self.closed + self.processes:
             mark = "(killed)" if m.killed else "(failed)" if m.state == ProcessState.FAILED else ""
-            parts.append(f"{m.name}={describe(m.returncode)}{mark}")
-        return " ".join(parts)
+            found[m.name] = f"{describe(m.returncode)}{mark}"
+        return found
 
 
 def stop_all(deadline: Deadline) -> Stopping | None:

@@ -44,7 +44,7 @@ log = logging.getLogger("graceful")
 
 # Options passed on to every worker as flags (the rest stay with the parent: the
 # init, the health server, the number of workers).
-_PASSED_ON = ("loop", "log_level", "task_errors", "readiness", "liveness_max_lag")
+_PASSED_ON = ("loop", "log_level", "log_format", "task_errors", "readiness", "liveness_max_lag")
 # Options the workers must not read from the environment they inherit (empty = unset).
 _PARENT_ONLY = {"GRACEFUL_WORKERS": "", "GRACEFUL_HEALTH_PORT": "", "GRACEFUL_CONTROL_SOCKET": ""}
 
