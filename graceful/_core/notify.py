@@ -4,9 +4,10 @@ When ``NOTIFY_SOCKET`` is set (systemd with ``Type=notify``, or a graceful
 Supervisor that started this app with ``ready="notify"``, as ``--workers`` does),
 graceful sends ``READY=1`` the first time the app is ready (what ``/readyz``
 would answer: ``main`` running, the servers of the integrations listening,
-``set_ready()`` in manual mode, and every ``@readiness_check`` passing), and
-``STOPPING=1`` at the first stop signal. Nothing is sent, and nothing is loaded,
-when the variable is not set.
+``set_ready()`` in manual mode, and every ``@readiness_check`` passing),
+``STOPPING=1`` at the first stop signal, ``STATUS=`` with each phase of the stop,
+and, when ``WATCHDOG_USEC`` asks for it, ``WATCHDOG=1`` from the loop twice per
+period. Nothing is sent, and nothing is loaded, when the variable is not set.
 
 Each message is one datagram, sent without blocking: a manager that does not
 read its socket must not hold the app (a full socket loses the message). Sending
@@ -29,8 +30,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("graceful")
 
+WATCHDOG_SHARE = 0.5
+"""Pings come twice per ``WATCHDOG_USEC``, as sd_watchdog_enabled(3) advises."""
 RETRY_CHECKS = 1.0
 """While the readiness checks fail before the first READY=1: how often they run again."""
+
+
+def watchdog_interval() -> float | None:
+    """Seconds between pings, if the manager watches this process (``WATCHDOG_USEC``,
+    and ``WATCHDOG_PID`` unset or this process's pid)."""
+    try:
+        usec = int(os.environ.get("WATCHDOG_USEC", ""))
+    except ValueError:
+        return None
+    pid = os.environ.get("WATCHDOG_PID", "")
+    if usec <= 0 or (pid and pid != str(os.getpid())):
+        return None
+    return usec / 1e6 * WATCHDOG_SHARE
 
 
 class Notifier:
@@ -65,9 +81,19 @@ class Notifier:
         return True
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The app's loop runs: readiness checks can run on it."""
+        """The app's loop runs: readiness checks can run on it, and the watchdog's
+        pings (``WATCHDOG=1``) start when the manager asks for them."""
         self.loop = loop
         self.readiness_changed()
+        interval = watchdog_interval()
+        if interval is not None:
+            self._ping(loop, interval)
+
+    def _ping(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
+        """``WATCHDOG=1`` from the loop itself: a loop that is blocked stops pinging,
+        and the manager restarts the service (what ``/livez`` lets the kubelet do)."""
+        self.send("WATCHDOG=1")
+        loop.call_later(interval, self._ping, loop, interval)
 
     def readiness_changed(self) -> None:
         """Readiness may have turned on (any thread): send READY=1 if it has, once."""

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,8 @@ class StopReport:
         self.threads_left: list[str] = []
         self.phases_failed: list[int] = []
         self.noted_failures: list[str] = []  # e.g. "requests cut", from an integration
+        self.tell: Callable[[str], None] | None = None
+        """Where each phase is announced (the notify protocol's STATUS=), if anywhere."""
         self.stopping: list[Stopping] = []
         """What the parts that own processes (supervisors) are stopping."""
 
@@ -78,6 +81,8 @@ async def shutdown(run: Run) -> int:
     assert deadline is not None
     keep_logger_enabled()
     out = StopReport()
+    if run.notifier is not None:
+        out.tell = run.notifier.status
     # Supervised processes are stopped by their supervisor (a part registered with
     # _core.parts when the app loaded it) in dependency order, not by the blanket SIGTERM.
     parts = registered()
@@ -195,6 +200,8 @@ class _phase:
 
     def __enter__(self) -> Any:
         self.start = self.deadline.clock()
+        if self.out.tell is not None:  # the service manager's STATUS= (systemd)
+            self.out.tell(f"stopping: phase {self.number}/6 {self.what}")
 
         def note(detail: str) -> None:
             self.detail = detail
