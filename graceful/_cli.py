@@ -64,6 +64,8 @@ options (flags win over the environment variables):
                          [GRACEFUL_HEALTH_PORT, default off]
   --health-host ADDRESS  address of the health server
                          [GRACEFUL_HEALTH_HOST, default 0.0.0.0]
+  --metrics {on,off}     also serve /metrics (Prometheus) on the health server
+                         [GRACEFUL_METRICS, default off]
   --readiness {auto,manual}
                          auto = ready once main runs; manual = once the app calls
                          graceful.set_ready() [GRACEFUL_READINESS, default auto]
@@ -265,6 +267,7 @@ def main(
                 "readiness",
                 "liveness_max_lag",
                 "control_socket",
+                "metrics",
             )
             given = [
                 config.spelling(name) for name in app_only if config.spelling(name).startswith("--")

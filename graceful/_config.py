@@ -57,6 +57,7 @@ SOURCES = {
     "stop_signals": ("--stop-signal", "GRACEFUL_STOP_SIGNAL"),
     "control_socket": ("--control-socket", "GRACEFUL_CONTROL_SOCKET"),
     "log_format": ("--log-format", "GRACEFUL_LOG_FORMAT"),
+    "metrics": ("--metrics", "GRACEFUL_METRICS"),
 }
 
 
@@ -82,6 +83,7 @@ class Config:
         "stop_signals",
         "control_socket",
         "log_format",
+        "metrics",
         "handle_signals",
         "sources",
     )
@@ -104,6 +106,7 @@ class Config:
         stop_signals: Any = (),
         control_socket: str | None = None,
         log_format: str = "text",
+        metrics: Any = False,
         sources: Mapping[str, str] | None = None,
     ) -> None:
         self.sources: dict[str, str] = dict(sources or {})
@@ -137,6 +140,14 @@ class Config:
         """Path of the Unix socket ``python -m graceful ctl`` talks to (None: no socket)."""
         self.log_format: str = self._check("log_format", log_format)
         """``text`` (one sentence a line) or ``json`` (one object a line)."""
+        self.metrics: bool = self._check("metrics", metrics)
+        """Serve ``/metrics`` (Prometheus) on the health server."""
+        if self.metrics and self.health_port is None:
+            raise UsageError(
+                f"{self.spelling('metrics')} serves /metrics on the health server; give"
+                f" {self.spelling('health_port') if 'health_port' in self.sources else 'a health port'}"
+                f" too, e.g. {source_example(_twin(self.spelling('metrics')), '9000')}"
+            )
         self.handle_signals = bool(handle_signals)
         """Install SIGTERM/SIGINT handlers (only possible in the main thread)."""
         if self.workers and 1 in self.stop_signals:  # SIGHUP
@@ -191,6 +202,8 @@ def check(name: str, value: Any, source: str) -> Any:
         return _count(source, value, MAX_WORKERS, "4")
     if name == "stop_signals":
         return _signals(source, value)
+    if name == "metrics":
+        return _switch(source, value)
     if name == "control_socket":
         if value is None:
             return None
@@ -222,6 +235,28 @@ def check(name: str, value: Any, source: str) -> Any:
             f" use e.g. {source_example(source, repr(choices[0]) if source == name else choices[0])}"
         )
     return text
+
+
+def _switch(source: str, value: Any) -> bool:
+    """``on``/``off`` (also true/false, yes/no, 1/0) from text; a bool from the API."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, str) else None
+    if text in ("on", "true", "yes", "1"):
+        return True
+    if text in ("off", "false", "no", "0"):
+        return False
+    raise UsageError(
+        f"{source} must be on or off, got {value!r};"
+        f" use e.g. {source_example(source, 'True' if source == 'metrics' else 'on')}"
+    )
+
+
+def _twin(source: str) -> str:
+    """The health port's option, spelled as ``source`` (a metrics option) was."""
+    return {"--metrics": "--health-port", "GRACEFUL_METRICS": "GRACEFUL_HEALTH_PORT"}.get(
+        source, "health_port"
+    )
 
 
 def _quoted(source: str, example: str) -> str:

@@ -268,6 +268,47 @@ def test_readiness_checks_by_name(launch: Launcher) -> None:
     assert stop(app) == 0
 
 
+def test_metrics_follow_readiness_a_crash_loop_and_a_blocked_loop(launch: Launcher) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    app = start(launch, "health_app:measured", "--metrics", "on")
+    port = port_of(app)
+    app.expect("ready")
+
+    def scrape() -> dict[str, float]:
+        answer = get(port, "/metrics")
+        assert answer.status == 200 and answer.headers["content-type"].startswith("text/plain")
+        values = {}
+        for family in text_string_to_metric_families(answer.raw.decode()):
+            for sample in family.samples:
+                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                values[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+        return values
+
+    first = scrape()
+    assert first["graceful_stopping"] == 0 and first["process_open_fds"] > 0
+    assert first["process_resident_memory_bytes"] > 1e6 and first["process_max_fds"] > 0
+    # A readiness flip: the check fails (counted once per failed run), then passes.
+    (app.out / "down").touch()
+    assert get(port, "/readyz").status == 503
+    assert scrape()["graceful_readiness_check_failures_total{check=db}"] == 1
+    (app.out / "down").unlink()
+    assert get(port, "/readyz").status == 200
+    # The crash loop: restarts counted, and never up.
+    assert poll_until(lambda: scrape()["graceful_supervised_restarts_total{name=crashy}"] >= 3, 20)
+    assert scrape()["graceful_supervised_up{name=crashy}"] == 0
+    # A blocked loop: the lag grows while it is blocked, and its worst stays after.
+    app.write("block\n")
+    app.expect("blocking")
+    assert poll_until(lambda: scrape()["graceful_loop_lag_seconds"] > 0.5, 20)
+    (app.out / "release").touch()
+    app.expect("unblocked")
+    after = scrape()
+    assert after["graceful_loop_lag_max_seconds"] > 0.5
+    assert after["graceful_ready"] == 1 and after["graceful_requests_in_flight"] == 0
+    assert stop(app) == 0, app.stderr
+
+
 # -- the drain delay ----------------------------------------------------------------------
 
 

@@ -45,6 +45,9 @@ class Part(Protocol):
     def stop(self, deadline: Deadline) -> Stopping | None:
         """Phase 2: begin stopping; None when there is nothing to stop."""
 
+    def processes(self) -> list[tuple[str, bool, int]]:
+        """``(name, up, restarts)`` of each process it owns; safe from any thread."""
+
 
 _parts: list[Part] = []
 

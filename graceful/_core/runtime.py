@@ -105,6 +105,8 @@ class Run:
         self.drain_waker: asyncio.Future[None] | None = None  # the drain waits on it
         self.drain_end: float | None = None
         self.notes: dict[str, int] = {}
+        self.requests_in_flight = 0
+        """Requests the integrations are handling now (``graceful_requests_in_flight``)."""
         self.failures: set[str] = set()
         self.excluded_pids: set[int] = set()
         self.deadline_missed = False
@@ -247,6 +249,11 @@ class Run:
         self.notes[what] = self.notes.get(what, 0) + count
         if failure:
             self.failures.add(what)
+
+    def cut_count(self) -> int:
+        """Work cut at the end of the drain so far: tasks, and what integrations noted."""
+        tasks = len(self.report.drain_cut) if self.report is not None else 0
+        return tasks + sum(n for what, n in self.notes.items() if what.endswith(" cut"))
 
     def keep_a_spare_descriptor(self) -> None:
         """Hold one file descriptor for the stop: an app out of descriptors (a leak, a
@@ -782,6 +789,7 @@ def run(
     health_host: str = "0.0.0.0",
     readiness: Literal["auto", "manual"] = "auto",
     liveness_max_lag: float = 5.0,
+    metrics: bool = False,
     handle_signals: bool = True,
     stop_signals: Sequence[str | int] = (),
     control_socket: str | None = None,
@@ -838,6 +846,7 @@ def run(
         stop_signals=stop_signals,
         control_socket=control_socket,
         log_format=log_format,
+        metrics=metrics,
     )
     if callable(main):
         check_main(main, _describe(main))

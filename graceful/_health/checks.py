@@ -27,6 +27,9 @@ from .readiness import Check
 
 log = logging.getLogger("graceful")
 
+failures: dict[str, int] = {}
+"""Failed runs of each check since start (``graceful_readiness_check_failures_total``)."""
+
 WAIT_MAX = 10.0
 """The most a request waits for a run, whatever the checks' own timeouts."""
 SLACK = 0.5
@@ -88,6 +91,8 @@ class CheckRun:
 
     def _record(self, check: Check, result: str, error: BaseException | None) -> None:
         self._found[check.name] = result
+        if result != "ok":
+            failures[check.name] = failures.get(check.name, 0) + 1
         if result != "ok" and check.name not in self._failing:
             self._failing.add(check.name)
             log.warning(

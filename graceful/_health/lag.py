@@ -54,6 +54,8 @@ class LoopLag:
         self._loop_thread = 0
         self._due: float | None = None
         self._longest = 0.0
+        self.max_seen = 0.0
+        """The latest any beat has been since start (seconds)."""
         self._handle: asyncio.TimerHandle | None = None
         self._stop = threading.Event()
 
@@ -84,6 +86,8 @@ class LoopLag:
         due = self._due
         if due is not None and now - due > self._longest:
             self._longest = now - due
+        if due is not None and now - due > self.max_seen:
+            self.max_seen = now - due
         if self._stop.is_set():
             return
         self._due = now + self.interval

@@ -131,6 +131,7 @@ class HealthServer:
 
     def __init__(self, listener: socket.socket, lag: LoopLag) -> None:
         self.lag = lag
+        self.metrics = False  # --metrics on: GET /metrics
         self.address: tuple[str, int] = listener.getsockname()[:2]
         self._listener = listener
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -153,11 +154,13 @@ class HealthServer:
         """Bind (see :func:`bind`) and start serving; the loop is attached later."""
         lag = LoopLag(config.liveness_max_lag, config.spelling("liveness_max_lag"))
         server = cls(bind(config), lag)
+        server.metrics = config.metrics
         start_daemon(server._thread)
         start_nudger(server._sel.fileno(), lambda: server._handling, lambda: server._closing)
         host, port = server.address
         shown = f"[{host}]" if ":" in host else host
-        log.info("health server listening on http://%s:%d (/livez, /readyz)", shown, port)
+        paths = "/livez, /readyz, /metrics" if config.metrics else "/livez, /readyz"
+        log.info("health server listening on http://%s:%d (%s)", shown, port, paths)
         return server
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -316,7 +319,11 @@ class HealthServer:
         conn.read_all = _read_all(conn)
         path, _sep, query = request.target.partition(b"?")
         conn.verbose = b"verbose" in (part.split(b"=", 1)[0] for part in query.split(b"&"))
-        if path not in PATHS:
+        if path == b"/metrics" and self.metrics and request.method in (b"GET", b"HEAD"):
+            from .metrics import CONTENT_TYPE, exposition
+
+            self._respond(conn, 200, {}, raw=(exposition(self.lag), CONTENT_TYPE))
+        elif path not in PATHS:
             self._respond(conn, 404, {"error": _ERRORS[404]})
         elif request.method not in (b"GET", b"HEAD"):
             self._respond(conn, 405, {"error": _ERRORS[405]}, [("Allow", "GET, HEAD")])
@@ -355,10 +362,11 @@ class HealthServer:
         status: int,
         body: Body,
         headers: list[tuple[str, str]] | None = None,
+        raw: tuple[bytes, str] | None = None,
     ) -> None:
-        payload = (json.dumps(body) + "\n").encode()
+        payload, content_type = raw or ((json.dumps(body) + "\n").encode(), "application/json")
         all_headers = [
-            ("Content-Type", "application/json"),
+            ("Content-Type", content_type),
             ("Content-Length", str(len(payload))),
             ("Cache-Control", "no-store"),
             ("Connection", "close"),

@@ -539,5 +539,13 @@ class _Processes:
     def stop(self, deadline: Deadline) -> Stopping | None:
         return stop_all(deadline)
 
+    def processes(self) -> list[tuple[str, bool, int]]:
+        # From the health server's thread: each list() is taken whole under the GIL.
+        return [
+            (m.name, m.state == ProcessState.RUNNING, m.restarts)
+            for sup in list(_live)
+            for m in list(sup._processes.values())
+        ]
+
 
 register(_Processes())

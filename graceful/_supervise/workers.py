@@ -46,7 +46,12 @@ log = logging.getLogger("graceful")
 # init, the health server, the number of workers).
 _PASSED_ON = ("loop", "log_level", "log_format", "task_errors", "readiness", "liveness_max_lag")
 # Options the workers must not read from the environment they inherit (empty = unset).
-_PARENT_ONLY = {"GRACEFUL_WORKERS": "", "GRACEFUL_HEALTH_PORT": "", "GRACEFUL_CONTROL_SOCKET": ""}
+_PARENT_ONLY = {
+    "GRACEFUL_WORKERS": "",
+    "GRACEFUL_HEALTH_PORT": "",
+    "GRACEFUL_CONTROL_SOCKET": "",
+    "GRACEFUL_METRICS": "",
+}
 
 
 def tell_the_parent_it_did_not_start(code: int) -> None:

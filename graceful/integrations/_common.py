@@ -184,15 +184,20 @@ class TrackRequests:
                 await self.app(scope, receive, send)
             return
         tasks = self.tasks
-        if tasks is None and self.run.deadline is None:
-            try:  # the common case, kept cheap
-                await self.app(scope, receive, send)
-            except asyncio.CancelledError:
-                if self.run.deadline is None:
-                    raise  # not ours: a client gone, a server's own timeout
-                await self._answer_cut(send, *response_state(send))
-            return
-        await self._call_stopping(scope, receive, send, tasks)
+        run = self.run
+        run.requests_in_flight += 1
+        try:
+            if tasks is None and run.deadline is None:
+                try:  # the common case, kept cheap
+                    await self.app(scope, receive, send)
+                except asyncio.CancelledError:
+                    if run.deadline is None:
+                        raise  # not ours: a client gone, a server's own timeout
+                    await self._answer_cut(send, *response_state(send))
+                return
+            await self._call_stopping(scope, receive, send, tasks)
+        finally:
+            run.requests_in_flight -= 1
 
     async def _call_stopping(
         self, scope: Scope, receive: Receive, send: Send, tasks: set[asyncio.Task[Any]] | None

@@ -83,6 +83,7 @@ async def serve(
     # the requests in flight are found through the connections when the time comes.
     @web.middleware
     async def track(request: web.Request, handler: Any) -> web.StreamResponse:
+        run.requests_in_flight += 1
         try:
             response: web.StreamResponse = await handler(request)
         except asyncio.CancelledError:
@@ -98,6 +99,7 @@ async def serve(
                 status=503, text="service is shutting down\n", headers={"Connection": "close"}
             )
         finally:
+            run.requests_in_flight -= 1
             started.pop(id(request), None)
         if run.deadline is not None and not response.prepared:
             # A stop has begun: let keep-alive clients move on to another replica.

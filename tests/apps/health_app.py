@@ -133,3 +133,24 @@ async def serves() -> None:
         await done.wait()
     watcher.cancel()
     record("main returned")
+
+
+async def measured() -> None:
+    """For /metrics: a readiness check that fails while $OUT/down exists, a supervised
+    program that crashes at once (restarted), and the loop blocked (time.sleep) on
+    stdin's "block" until $OUT/release exists."""
+
+    @graceful.readiness_check(name="db")
+    async def db() -> bool:
+        return not (OUT / "down").exists()
+
+    graceful.spawn(["sh", "-c", "exit 1"], name="crashy", backoff=(0.05, 0.1), max_restarts=1000)
+    await asyncio.sleep(0)
+    ready()
+    await asyncio.to_thread(sys.stdin.readline)
+    ready("blocking")
+    release = OUT / "release"
+    while not release.exists():  # blocks the loop itself, for the lag figures
+        time.sleep(0.01)  # noqa: ASYNC251 (blocking the loop is the point)
+    ready("unblocked")
+    await graceful.wait_for_shutdown()

@@ -96,6 +96,33 @@ def test_the_web_example_has_no_migration_and_no_secret() -> None:
     assert "Secret" not in {d["kind"] for d in docs}
 
 
+def test_the_web_pods_are_scraped_as_clusters_find_targets(tmp_path: Path) -> None:
+    docs = render("web")
+    annotations = deployment(docs)["spec"]["template"]["metadata"]["annotations"]
+    health = next(p for p in container(docs)["ports"] if p["name"] == "health")
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(health["containerPort"]),
+        "prometheus.io/path": "/metrics",
+    }
+    assert config(docs)["GRACEFUL_METRICS"] == "on"
+    assert config(docs)["GRACEFUL_HEALTH_PORT"] == str(health["containerPort"])
+    # The Prometheus Operator's way: a ServiceMonitor on a Service port that reaches it.
+    monitored = render("web-monitoring")
+    monitor = next(d for d in monitored if d["kind"] == "ServiceMonitor")
+    service = next(d for d in monitored if d["kind"] == "Service")
+    endpoint = monitor["spec"]["endpoints"][0]
+    port = next(p for p in service["spec"]["ports"] if p["name"] == endpoint["port"])
+    assert port["targetPort"] == "health" and endpoint["path"] == "/metrics"
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    # Everything but the operator's own kind validates strictly (its schema is the CRD's).
+    rest = [d for d in monitored if d["kind"] != "ServiceMonitor"]
+    result = validate(rest, tmp_path / "monitoring.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_overlays_differ_in_settings_and_resources() -> None:
     staging, production = render("overlays/staging"), render("overlays/production")
     assert config(staging)["GRACEFUL_GRACE"] != config(production)["GRACEFUL_GRACE"]
