@@ -54,6 +54,40 @@ def read_line(stream: IO[bytes], timeout: float) -> bytes:
     return data.split(b"\n", 1)[0]
 
 
+def cpu_ns(pid: int) -> int:
+    """CPU time of every thread of ``pid`` so far, in ns (``/proc/PID/task/*/schedstat``;
+    nanoseconds, where ``/proc/PID/stat`` counts 10 ms ticks)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except FileNotFoundError:  # a thread that just ended
+            continue
+    return total
+
+
+def wakeups(pid: int) -> int:
+    """Context switches of every thread of ``pid`` so far: each is a wake-up."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except FileNotFoundError:
+            continue
+        for line in status.splitlines():
+            if "ctxt_switches:" in line:
+                total += int(line.split()[1])
+    return total
+
+
+def idle_cost(pid: int, seconds: float) -> tuple[float, float]:
+    """(wake-ups per second, CPU as % of one core) of ``pid`` over ``seconds``."""
+    w0, c0, t0 = wakeups(pid), cpu_ns(pid), time.perf_counter()
+    time.sleep(seconds)  # the measured window itself
+    w1, c1, t1 = wakeups(pid), cpu_ns(pid), time.perf_counter()
+    return (w1 - w0) / (t1 - t0), (c1 - c0) / 1e9 / (t1 - t0) * 100
+
+
 def fmt_ratio(value: float | None, ref: float | None, digits: int = 2) -> str:
     if value is None or ref is None or ref <= 0:
         return "n/a"

@@ -20,7 +20,6 @@ ratios against the first runner of each part. Every wait is bounded.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import platform
 import select
@@ -36,7 +35,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TypeVar
 
-from _common import BenchError, available_loops, child_env, fmt_ratio, free_ports, read_line
+from _common import (
+    BenchError,
+    available_loops,
+    child_env,
+    fmt_ratio,
+    free_ports,
+    idle_cost,
+    read_line,
+)
 
 APPS = Path(__file__).parent / "apps"
 T = TypeVar("T")
@@ -92,24 +99,6 @@ def stop(proc: subprocess.Popen[bytes]) -> float:
     return took
 
 
-def switches(pid: int) -> int:
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(FileNotFoundError):
-            for line in (task / "status").read_text().splitlines():
-                if line.endswith("ctxt_switches:") or "ctxt_switches:" in line:
-                    total += int(line.split()[1])
-    return total
-
-
-def cpu_ns(pid: int) -> int:
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(FileNotFoundError):
-            total += int((task / "schedstat").read_text().split()[0])
-    return total
-
-
 def idle_runners(loop: str) -> dict[str, list[str]]:
     py = sys.executable
     return {
@@ -132,12 +121,9 @@ def idle_once(argv: list[str]) -> tuple[float, float]:
     proc = start(argv)
     try:
         time.sleep(0.5)  # past the start-up's own work (imports, the first turns of the loop)
-        s0, c0, t0 = switches(proc.pid), cpu_ns(proc.pid), time.perf_counter()
-        time.sleep(IDLE_SECONDS)  # the measured idle window itself
-        s1, c1, t1 = switches(proc.pid), cpu_ns(proc.pid), time.perf_counter()
+        return idle_cost(proc.pid, IDLE_SECONDS)
     finally:
         stop(proc)
-    return (s1 - s0) / (t1 - t0), (c1 - c0) / 1e9 / (t1 - t0) * 100
 
 
 def logs_once(log_format: str) -> float:

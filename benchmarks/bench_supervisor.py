@@ -16,11 +16,14 @@ benchmark's, writes one line, sleeps until stopped), N copies (50 by default):
   (made on first use; the row is left out if it does not install), one watcher
   with ``numprocesses=N``, output captured to log files.
 
-Three numbers per run: start (from ``Popen`` of the supervisor to the N-th pid
+Five numbers per run: start (from ``Popen`` of the supervisor to the N-th pid
 received: every worker is running its own code), stop (from SIGTERM to the
-supervisor until it and every worker have exited, seen through pidfds), and the
-supervisor's resident memory (VmRSS) once all N run. A run whose supervisor exits
-non-zero is kept, its code reported; workers are killed by signal in every case.
+supervisor until it and every worker have exited, seen through pidfds), the
+supervisor's resident memory (VmRSS) once all N run, and its idle cost then: the
+context switches of its threads per second (each a wake-up) and its CPU time as a
+share of one core, over ``IDLE_SECONDS`` (graceful runs with its health server on,
+as in a pod). A run whose supervisor exits non-zero is kept, its code reported;
+workers are killed by signal in every case.
 
 Part 2, output. ``benchmarks/apps/bench_output.py``: 20 ``cat`` processes write
 10 MB of lines each at full speed into logging, while a 10 ms timer on the loop
@@ -53,7 +56,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import BenchError, apt_install, child_env, fmt_ratio, spread
+from _common import BenchError, apt_install, child_env, fmt_ratio, free_ports, idle_cost, spread
 
 HERE = Path(__file__).resolve().parent
 APPS = HERE / "apps"
@@ -64,6 +67,9 @@ UP_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 DEFAULT_RUNS = 10
 QUICK_RUNS = 2
+IDLE_SETTLE = 1.5
+IDLE_SECONDS = 2.0
+"""With all workers up: how long the supervisor is left alone to measure its idle cost."""
 OUTPUT_WRITERS = 20
 OUTPUT_MEGABYTES = 10
 
@@ -75,6 +81,8 @@ class Sample:
     start_s: float | None = None
     stop_s: float | None = None
     rss_kb: int | None = None
+    idle_wakeups: float | None = None
+    idle_cpu: float | None = None
     returncode: int | None = None
     error: str | None = None
 
@@ -85,6 +93,8 @@ class Summary:
     start_ms: list[float] = field(default_factory=list)
     stop_ms: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
+    idle_wakeups: list[float] = field(default_factory=list)
+    idle_cpu: list[float] = field(default_factory=list)
     codes: list[int | None] = field(default_factory=list)
     failed: int = 0
 
@@ -139,7 +149,18 @@ def circus_conf(work: Path, workers: int, report: Path) -> list[str]:
 
 
 def graceful_argv(work: Path, workers: int, report: Path) -> list[str]:
-    return [sys.executable, "-m", "graceful", "--log-level", "WARNING", "bench_supervised:main"]
+    # With the health server on (and its loop-lag heartbeat), as a service in a pod runs.
+    (port,) = free_ports(1)
+    health = ["--health-port", str(port), "--health-host", "127.0.0.1"]
+    return [
+        sys.executable,
+        "-m",
+        "graceful",
+        "--log-level",
+        "WARNING",
+        *health,
+        "bench_supervised:main",
+    ]
 
 
 RUNNERS = {"graceful": graceful_argv, "supervisord": supervisord_conf, "circus": circus_conf}
@@ -210,6 +231,8 @@ def run_once(runner: str, round_no: int, workers: int) -> Sample:
                 t_up = time.perf_counter()
             sample.start_s = t_up - t0
             sample.rss_kb = rss_kb(proc.pid)
+            time.sleep(IDLE_SETTLE)  # past the start: the last min_uptime timers, lines logged
+            sample.idle_wakeups, sample.idle_cpu = idle_cost(proc.pid, IDLE_SECONDS)
             parent = os.pidfd_open(proc.pid)
             pidfds[proc.pid] = parent
             t1 = time.perf_counter()
@@ -298,14 +321,17 @@ def report_start_stop(runners: list[str], samples: list[Sample], workers: int) -
         summary.stop_ms.append(one.stop_s * 1000)
         if one.rss_kb is not None:
             summary.rss_mb.append(one.rss_kb / 1024)
+        if one.idle_wakeups is not None and one.idle_cpu is not None:
+            summary.idle_wakeups.append(one.idle_wakeups)
+            summary.idle_cpu.append(one.idle_cpu)
         summary.codes.append(one.returncode)
     ref = sums.get("supervisord")
     print(f"## Start and stop {workers} workers\n")
     print(
         "| supervisor | start median ms | vs supervisord | stop median ms | vs supervisord"
-        " | supervisor RSS MB | exit codes |"
+        " | supervisor RSS MB | idle wake-ups/s | idle CPU % | exit codes |"
     )
-    print("|---|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in runners:
         s = sums[r]
         start, stop, rss = s.median(s.start_ms), s.median(s.stop_ms), s.median(s.rss_mb)
@@ -313,7 +339,8 @@ def report_start_stop(runners: list[str], samples: list[Sample], workers: int) -
         print(
             f"| {r} | {fmt(start)} | {fmt_ratio(start, ref.median(ref.start_ms) if ref else None)}"
             f" | {fmt(stop)} | {fmt_ratio(stop, ref.median(ref.stop_ms) if ref else None)}"
-            f" | {fmt(rss)} | {codes} |"
+            f" | {fmt(rss)} | {fmt(s.median(s.idle_wakeups))} | {fmt(s.median(s.idle_cpu), 3)}"
+            f" | {codes} |"
         )
     print("\nSpread (ms, min / p10 / p90 / max) and failed runs:\n")
     print("| supervisor | start | stop | ok | failed |")

@@ -32,9 +32,12 @@ from .._core.stacks import stack_from_the_app
 
 log = logging.getLogger("graceful")
 
-MAX_INTERVAL = 0.25
-"""The heartbeat's period at most: four timer callbacks a second cost the loop nothing
-measurable (see benchmarks/bench_health.py), and bound the error of the lag to 0.25 s."""
+MAX_INTERVAL = 1.0
+"""The heartbeat's period at most: one timer callback a second, the only thing that
+wakes an idle app's loop with the health server on (benchmarks/bench_observe.py,
+bench_supervisor.py). A blocked loop is seen as blocked at most this much after it
+was (the beat that should have run is late from its due time, not from the block's
+start): with the default --liveness-max-lag of 5 s, /livez fails 5 to 6 s into a block."""
 INTERVAL_SHARE = 0.25
 """With a small ``max_lag`` the beat runs four times within it."""
 
@@ -94,12 +97,20 @@ class LoopLag:
         self._handle = self._loop.call_later(self.interval, self._beat)
 
     def _watch(self) -> None:
+        # While the loop beats, this thread sleeps until the pending beat would be late
+        # by max_lag (it wakes once per max_lag, not once per beat); once the loop is
+        # reported blocked, it looks every interval for the beat that ends the block.
         blocked_at: float | None = None  # the due time of the beat that came late
-        while not self._stop.wait(self.interval):
+        wait = self.interval
+        while not self._stop.wait(wait):
             due = self._due
+            wait = self.interval
             if due is None:
                 continue
             late = time.monotonic() - due
+            if blocked_at is None and late <= self.max_lag:
+                wait = max(self.interval, self.max_lag - late + self.interval / 2)
+                continue
             if blocked_at is None:
                 if late > self.max_lag:
                     blocked_at = due
