@@ -94,6 +94,9 @@ class ControlSocket:
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
+            # The request is read first, also from a peer that is refused: a client
+            # still sending when the connection closed would see EPIPE, not the answer.
+            line = await asyncio.wait_for(reader.readline(), 5)
             peer: socket.socket = writer.get_extra_info("socket")
             creds = peer.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDENTIALS.size)
             pid, uid, _gid = _CREDENTIALS.unpack(creds)
@@ -103,10 +106,9 @@ class ControlSocket:
                 )
                 writer.write(b"error: not allowed: only this app's user or root may control it\n")
                 return
-            line = await asyncio.wait_for(reader.readline(), 5)
             answer = await _do(line[:MAX_REQUEST].decode(errors="replace").split())
             writer.write(answer.encode())
-        except (OSError, asyncio.TimeoutError):
+        except (OSError, ValueError, asyncio.TimeoutError):  # (ValueError: a line too long)
             pass
         finally:
             try:

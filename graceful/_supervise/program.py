@@ -302,11 +302,11 @@ class Managed:
         if fields.get("READY") != "1" or instance.ready or self.options.ready != "notify":
             return
         instance.ready = True
-        log.info("process %r is ready (pid %d)", self.name, instance.pid)
         if instance is self._candidate_instance:
             self._candidate_settled(True)
         elif instance is self._current and not self._stopping:
             self._set_state(ProcessState.RUNNING)
+        log.info("process %r is ready (pid %d)", self.name, instance.pid)
 
     def _instance_exited(self, instance: Instance) -> None:
         self._instances.discard(instance)
@@ -369,6 +369,9 @@ class Managed:
         if delay is None:
             self._fail(code)
             return
+        # The state first, then the line: what the log says has happened (readiness
+        # taken back, watchers told) by the time anyone reads it.
+        self._set_state(ProcessState.BACKING_OFF)
         log.info(
             "process %r exited with %s after %.2f s; restart %d in %.2f s",
             self.name,
@@ -377,7 +380,6 @@ class Managed:
             self.restarts + 1,
             delay,
         )
-        self._set_state(ProcessState.BACKING_OFF)
         self._timer = self._loop.call_later(delay, self._restart)
 
     def _restart(self) -> None:
@@ -393,6 +395,8 @@ class Managed:
             lines = " Its own lines are in the output above." if o.output == "inherit" else ""
         fix = "Fix the program, or raise max_restarts or min_uptime." if o.tunable else "Fix it."
         b = self._backoff
+        if self.blocks_readiness:  # before the line: what it says has happened
+            readiness.block(f"process {self.name}", f"failed after {self.restarts} restart(s)")
         log.error(
             "process %r failed: it exited %d times within %g s %s, the last time with %s;"
             " not restarted. %s%s",
@@ -404,8 +408,6 @@ class Managed:
             fix,
             lines,
         )
-        if self.blocks_readiness:
-            readiness.block(f"process {self.name}", f"failed after {self.restarts} restart(s)")
         self._set_state(ProcessState.FAILED)
         if self.essential:
             self._sup._essential_ended(self)
