@@ -65,6 +65,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_init.py --runs 40
 	$(BIN)/python benchmarks/bench_health.py --runs 30
 	$(BIN)/python benchmarks/bench_supervisor.py --runs 10
+	$(BIN)/python benchmarks/bench_observe.py --runs 5
 	$(BIN)/python benchmarks/bench_servers.py --rounds 5
 	$(BIN)/python benchmarks/bench_websockets.py --rounds 3 --clients 1000
 	$(BIN)/python benchmarks/rolling.py --rounds 4 --repeat 2
