@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from graceful._core.sequence import PHASES
+
 from .conftest import Launcher
 
 
@@ -65,18 +67,7 @@ def test_ready_watchdog_and_stop_reach_the_manager(
     first_phase = next(i for i, m in enumerate(seen) if "STATUS=stopping: phase 1/6" in m)
     assert stopping < first_phase, seen
     assert [m for m in seen if m.startswith("STATUS=stopping: phase")] == [
-        f"STATUS=stopping: phase {n}/6 {what}"
-        for n, what in enumerate(
-            [
-                "stop announced",
-                "children sent SIGTERM",
-                "tasks drained and cancelled",
-                "hooks run",
-                "children stopped",
-                "threads stopped",
-            ],
-            start=1,
-        )
+        f"STATUS=stopping: phase {n}/6 {what}" for n, what in enumerate(PHASES, start=1)
     ]
     assert app.wait() == 0, app.stderr
 
@@ -97,3 +88,6 @@ def test_the_example_unit_matches_the_window() -> None:
     assert float(service["TimeoutStopSec"][0]) > float(env["GRACEFUL_GRACE"])
     assert float(service["WatchdogSec"][0]) >= 1
     assert service["ExecStart"][0].endswith("python -m graceful examples.counter:main")
+
+    docs = (Path(__file__).parent.parent / "docs" / "pid1.md").read_text()
+    assert "```ini\n" + path.read_text() + "```" in docs  # the guide shows the file as it is

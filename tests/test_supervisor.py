@@ -570,3 +570,25 @@ def test_a_name_is_used_once() -> None:
 
     with pytest.raises(graceful.UsageError, match="'x' was started already"):
         asyncio.run(scenario())
+
+
+def test_the_stop_limit_is_the_sooner_of_the_timeout_and_the_deadline() -> None:
+    from types import SimpleNamespace
+
+    from graceful._core.deadline import KILL_RESERVE, Deadline
+
+    async def scenario() -> list[tuple[float, str]]:
+        async with graceful.Supervisor() as sup:
+            now = asyncio.get_running_loop().time()
+            limits = [sup._stop_limit(SimpleNamespace(stop_timeout=t)) for t in (None, 3.0)]  # type: ignore[arg-type]
+            sup._stop_limit_deadline = Deadline(10.0)  # a shutdown: its deadline, if sooner
+            limits += [sup._stop_limit(SimpleNamespace(stop_timeout=t)) for t in (None, 3.0, 60.0)]  # type: ignore[arg-type]
+        return [(at - now, why) for at, why in limits]
+
+    (default, own, during_default, during_own, during_long) = asyncio.run(scenario())
+    assert default[1] == "the default stop timeout of 10 s" and 9.9 < default[0] <= 10.1
+    assert own[1] == "its stop_timeout of 3 s" and 2.9 < own[0] <= 3.1
+    assert during_own[1] == "its stop_timeout of 3 s"  # sooner than the deadline
+    left = Deadline(10.0).time_left() - KILL_RESERVE  # what a fresh deadline leaves
+    for limit in (during_default, during_long):
+        assert limit[1] == "the shutdown deadline" and left - 0.2 < limit[0] <= left + 0.01

@@ -34,6 +34,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("graceful")
 
 
+PHASES = (
+    "stop announced",
+    "children sent SIGTERM",
+    "tasks drained and cancelled",
+    "hooks run",
+    "children stopped",
+    "threads stopped",
+)
+"""The names of the six phases, as each phase's line (``phase 2/6 children sent
+SIGTERM: ...``) and the notify protocol's STATUS= give them."""
+
+
 class StopReport:
     """What the sequence did; the summary line and the exit code are made from it."""
 
@@ -94,7 +106,7 @@ async def shutdown(run: Run) -> int:
     try:
         # 1. Announce: wait_for_shutdown() returns, libraries that took the signal
         #    handlers are told to stop, and the drain budget is set.
-        with _phase(deadline, out, 1, "stop announced") as note:
+        with _phase(deadline, out, 1) as note:
             hooks = [h for h in snapshot() if h.always or run.main_started]
             out.split = split = _budget.split(deadline.time_left(), (h.timeout for h in hooks))
             run.drain_end = deadline.clock() + split.drain
@@ -107,7 +119,7 @@ async def shutdown(run: Run) -> int:
             )
 
         # 2. SIGTERM to every descendant now, so they use the window in parallel with us.
-        with _phase(deadline, out, 2, "children sent SIGTERM") as note:
+        with _phase(deadline, out, 2) as note:
             out.stopping = [s for s in (part.stop(deadline) for part in parts) if s is not None]
             children.discover()
             supervised = sum(s.signalled() for s in out.stopping)
@@ -116,7 +128,7 @@ async def shutdown(run: Run) -> int:
 
         # 3. Drain: what listens for the stop finishes on its own within the drain
         #    budget; then everything still running is cancelled, within its share.
-        with _phase(deadline, out, 3, "tasks drained and cancelled") as note:
+        with _phase(deadline, out, 3) as note:
             await _drain(run, deadline, out)
             await _cancel_tasks(run, deadline, out, out.split.hooks)
             _main_result(run, out)
@@ -129,7 +141,7 @@ async def shutdown(run: Run) -> int:
         # 4. Hooks, last registered first, each bounded (own timeout, time left, fair share);
         #    only for an app whose main started, unless registered with always=True.
         hooks = take_hooks()
-        with _phase(deadline, out, 4, "hooks run") as note:
+        with _phase(deadline, out, 4) as note:
             out.hooks = await run_hooks(hooks, run.context(), deadline)
             h = out.hooks
             skipped = f", {len(h.skipped)} skipped" if h.skipped else ""
@@ -140,7 +152,7 @@ async def shutdown(run: Run) -> int:
 
         # 5. Wait for descendants until just before the deadline; SIGKILL what is left.
         #    Dying is observed through pidfds: nothing is reaped, no exit status stolen.
-        with _phase(deadline, out, 5, "children stopped") as note:
+        with _phase(deadline, out, 5) as note:
             for stopping in out.stopping:  # each is SIGKILLed by its own timer, by the deadline
                 await stopping.wait(deadline)
             children.discover()
@@ -160,7 +172,7 @@ async def shutdown(run: Run) -> int:
             note(f"{out.children_killed} killed{_supervised(supervised, '')}")
 
         # 6. Executor down without waiting; other threads get what is left; flush logs.
-        with _phase(deadline, out, 6, "threads stopped") as note:
+        with _phase(deadline, out, 6) as note:
             await _stop_threads(run, deadline, out)
             if run.health is not None:  # up until now: 503 on /readyz, not connection refused
                 run.health.close(min(0.1, deadline.time_left()))
@@ -189,12 +201,12 @@ class _phase:
     and the next phases still run, the hooks above all.
     """
 
-    def __init__(self, deadline: Deadline, out: StopReport, number: int, what: str) -> None:
+    def __init__(self, deadline: Deadline, out: StopReport, number: int) -> None:
         self.deadline, self.out, self.number, self.what, self.detail = (
             deadline,
             out,
             number,
-            what,
+            PHASES[number - 1],
             "",
         )
 
