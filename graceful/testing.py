@@ -87,7 +87,7 @@ class RunningApp:
 
     async def started(self, timeout: float = 10.0) -> None:
         """Wait until ``main`` runs. Raises if the app ended (or timed out) first."""
-        waiter = asyncio.ensure_future(self._run.main_running.wait())
+        waiter = asyncio.ensure_future(self._run.main_called.wait())
         try:
             done, _ = await asyncio.wait(
                 {waiter, self._task}, timeout=timeout, return_when="FIRST_COMPLETED"

@@ -93,11 +93,11 @@ class Run:
         self.loop: asyncio.AbstractEventLoop | None = None
         # asyncio.Event binds to a loop on first use (3.10+): safe to make before the loop.
         self.begun = asyncio.Event()  # a stop began (set at the trigger)
-        self.stop_event = asyncio.Event()  # the sequence began (phase 1)
-        self.main_running = asyncio.Event()
+        self.sequence_started = asyncio.Event()  # the sequence began (phase 1)
+        self.main_called = asyncio.Event()
+        """Set when ``main`` is called (``main_started``; ``graceful.testing`` waits on it)."""
         self.load_error: BaseException | None = None
         self.main_task: asyncio.Task[Any] | None = None
-        self.main_started = False
         self.main_listens = False
         self.main_accounted = False  # main's end already decided the exit code
         self.listeners: WeakSet[asyncio.Task[Any]] = WeakSet()
@@ -242,6 +242,11 @@ class Run:
             main_started=self.main_started,
             drain_end=self.drain_end,
         )
+
+    @property
+    def main_started(self) -> bool:
+        """``main`` was called (hooks registered without ``always`` run only then)."""
+        return self.main_called.is_set()
 
     def note(self, what: str, count: int, *, failure: bool = True) -> None:
         """Add ``count`` to a figure of the summary line (e.g. "requests cut"); a
@@ -402,13 +407,12 @@ def _load_the_stop_path() -> None:
 
 
 async def _call_main(run: Run, target: Main) -> Any:
-    run.main_started = True
     # Ready (with --readiness auto) once main has run up to its first await, not at
     # its first line: what main sets up synchronously before that (an integration
     # blocking readiness until its server listens, say) is in place by then.
     # A main that ends within that first step (it raised at once) is never ready.
     ready = asyncio.get_running_loop().call_soon(_main_reached_an_await)
-    run.main_running.set()
+    run.main_called.set()
     try:
         result: Any = target() if callable(target) else target
         if inspect.isawaitable(result):
@@ -896,7 +900,7 @@ async def wait_for_shutdown() -> ShutdownContext:
     task = asyncio.current_task()
     if task is not None:
         listen(run, task)
-    await run.stop_event.wait()
+    await run.sequence_started.wait()
     return run.context()
 
 
@@ -954,7 +958,7 @@ async def until_shutdown(source: AsyncIterable[T]) -> AsyncIterator[T]:
             async for item in iterator:
                 yield item
             return
-        stop = run.stop_event
+        stop = run.sequence_started
         stopped = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():

@@ -110,7 +110,7 @@ async def shutdown(run: Run) -> int:
             hooks = [h for h in snapshot() if h.always or run.main_started]
             out.split = split = _budget.split(deadline.time_left(), (h.timeout for h in hooks))
             run.drain_end = deadline.clock() + split.drain
-            run.stop_event.set()
+            run.sequence_started.set()
             run.guard.call_foreign()
             await asyncio.sleep(0)
             note(

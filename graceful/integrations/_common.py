@@ -83,7 +83,7 @@ def drain_timeout(left: float) -> float:
 
 async def wait_for_stop(run: Run, serving: asyncio.Future[Any]) -> bool:
     """Wait until the sequence starts (True) or the server ends by itself (False)."""
-    stop = asyncio.ensure_future(run.stop_event.wait())
+    stop = asyncio.ensure_future(run.sequence_started.wait())
     try:
         await asyncio.wait({serving, stop}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -235,7 +235,7 @@ class TrackRequests:
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         run = self.run
         sock = _Socket(send, asyncio.get_running_loop().create_future())
-        if run.stop_event.is_set():  # the sequence has begun: refuse the handshake
+        if run.sequence_started.is_set():  # the sequence has begun: refuse the handshake
             await _close(send)
             return
         disconnect = {"type": "websocket.disconnect", "code": CLOSE_CODE, "reason": CLOSE_REASON}

@@ -63,7 +63,7 @@ async def serve(app: Any, config: Any = None, **settings: Any) -> None:
 
     async def stopped() -> None:
         nonlocal cutter, websockets
-        await run.stop_event.wait()
+        await run.sequence_started.wait()
         websockets = asyncio.ensure_future(tracked.close_websockets())
         config.graceful_timeout = timeout = server_drain_timeout(run)
         # hypercorn waits for `server.wait_closed()` before its graceful timeout
