@@ -29,11 +29,11 @@ from collections.abc import Callable
 from .lag import start_daemon
 
 PERIOD = 0.001
-CHECK_CLOSED = 30.0
-"""Poll timeout. The server's close wakes this thread at once (it writes to the server's
-wake pipe, which makes the selector readable and is never drained after it); the
-timeout only bounds the rare case of a close between this thread's check and its
-``poll`` (closing a descriptor does not wake a ``poll`` on it in another thread)."""
+CHECK_CLOSED = 1.0
+"""Poll timeout: closing a descriptor does not wake a ``poll`` on it in another thread.
+It also bounds a probe's wait on a busy loop when this thread is not woken by the
+server's descriptor (seen in bench_health: answers of about 1 s, the p99 with a 1 s
+heartbeat; see the note at ``lag.MAX_INTERVAL``)."""
 
 
 def start_nudger(fd: int, busy: Callable[[], bool], closed: Callable[[], bool]) -> threading.Thread:
