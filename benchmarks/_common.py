@@ -54,6 +54,38 @@ def read_line(stream: IO[bytes], timeout: float) -> bytes:
     return data.split(b"\n", 1)[0]
 
 
+def start_ready(
+    argv: list[str],
+    cwd: Path,
+    timeout: float,
+    *,
+    env: dict[str, str] | None = None,
+    stderr: IO[bytes] | int = subprocess.DEVNULL,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` (stdout a pipe, unbuffered) and wait for its "ready" line; a child
+    that does not say it in ``timeout`` seconds is killed and :class:`BenchError` raised."""
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env={**child_env(), **(env or {})},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        bufsize=0,
+    )
+    assert proc.stdout is not None
+    try:
+        line = read_line(proc.stdout, timeout)
+        if line != b"ready":
+            raise BenchError(f"expected 'ready', got {line!r}")
+    except BenchError:
+        proc.kill()
+        proc.wait(timeout)
+        proc.stdout.close()
+        raise
+    return proc
+
+
 def cpu_ns(pid: int) -> int:
     """CPU time of every thread of ``pid`` so far, in ns (``/proc/PID/task/*/schedstat``;
     nanoseconds, where ``/proc/PID/stat`` counts 10 ms ticks)."""

@@ -55,8 +55,8 @@ from _common import (
     child_env,
     fmt_ratio,
     free_ports,
-    read_line,
     spread,
+    start_ready,
 )
 
 APPS = Path(__file__).resolve().parent / "apps"
@@ -100,25 +100,7 @@ def graceful_argv(loop: str, target: str, port: int | None) -> list[str]:
 
 
 def start_app(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        argv,
-        cwd=APPS,
-        env={**child_env(), **(env or {})},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        bufsize=0,
-    )
-    assert proc.stdout is not None
-    try:
-        line = read_line(proc.stdout, READY_TIMEOUT)
-    except BenchError:
-        stop_app(proc)
-        raise
-    if line != b"ready":
-        stop_app(proc)
-        raise BenchError(f"expected 'ready', got {line!r}")
-    return proc
+    return start_ready(argv, APPS, READY_TIMEOUT, env=env)
 
 
 def stop_app(proc: subprocess.Popen[bytes]) -> None:

@@ -38,12 +38,12 @@ from typing import IO, TypeVar
 from _common import (
     BenchError,
     available_loops,
-    child_env,
     fmt_ratio,
     free_ports,
     idle_cost,
-    read_line,
+    start_ready,
 )
+from bench_runtime import make_runners, wait_exit
 
 APPS = Path(__file__).parent / "apps"
 T = TypeVar("T")
@@ -58,63 +58,30 @@ QUICK_RUNS = 1
 def start(
     argv: list[str], *, env: dict[str, str] | None = None, stderr: IO[bytes] | None = None
 ) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        argv,
-        cwd=APPS,
-        env={**child_env(), **(env or {})},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=stderr if stderr is not None else subprocess.DEVNULL,
-        bufsize=0,
-    )
-    assert proc.stdout is not None
-    try:
-        line = read_line(proc.stdout, TIMEOUT)
-    except BenchError:
-        stop(proc)
-        raise
-    if line != b"ready":
-        stop(proc)
-        raise BenchError(f"expected 'ready', got {line!r}")
-    return proc
+    return start_ready(argv, APPS, TIMEOUT, env=env, stderr=stderr or subprocess.DEVNULL)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> float:
-    """SIGTERM, then the exit seen through a pidfd; seconds it took."""
+    """SIGTERM, then the exit seen through a pidfd (``bench_runtime.wait_exit``); seconds."""
     if proc.poll() is not None:
         return 0.0
-    fd = os.pidfd_open(proc.pid)
+    began = time.perf_counter()
+    proc.send_signal(signal.SIGTERM)
     try:
-        began = time.perf_counter()
-        proc.send_signal(signal.SIGTERM)
-        if not select.select([fd], [], [], TIMEOUT)[0]:
-            proc.kill()
-            raise BenchError(f"still running {TIMEOUT:g} s after SIGTERM")
-        took = time.perf_counter() - began
+        wait_exit(proc, TIMEOUT)
     finally:
-        os.close(fd)
-        proc.wait(TIMEOUT)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(TIMEOUT)
         if proc.stdout is not None:
             proc.stdout.close()
-    return took
+    return time.perf_counter() - began
 
 
 def idle_runners(loop: str) -> dict[str, list[str]]:
-    py = sys.executable
-    return {
-        f"asyncio.run by hand ({loop})": [py, "bench_baseline_app.py", loop],
-        f"aiorun ({loop})": [py, "bench_aiorun_app.py", loop],
-        f"graceful ({loop})": [
-            py,
-            "-m",
-            "graceful",
-            "--loop",
-            loop,
-            "--log-level",
-            "WARNING",
-            "bench_graceful_app:main",
-        ],  # fmt: skip
-    }
+    """The idle service's runners of ``bench_runtime.py`` (a hand-written asyncio.run,
+    aiorun, graceful), on ``loop``."""
+    return {r.name: r.argv for r in make_runners([loop])}
 
 
 def idle_once(argv: list[str]) -> tuple[float, float]:

@@ -23,8 +23,8 @@ import os
 import time
 
 PROCESS_NAME = "GRACEFUL_PROCESS_NAME"
+"""Set for every supervised process: its name (a graceful app puts it in its lines)."""
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-FORMATS = ("text", "json")
 
 _format = "text"
 

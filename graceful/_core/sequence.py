@@ -188,8 +188,8 @@ async def shutdown(run: Run) -> int:
     code = run.exit_code
     if out.failed() and code == 0:
         code = EXIT_FAILURE
-    _summary(run, deadline, out, code)
     run.report = out
+    _summary(run, deadline, out, code)
     return code
 
 
@@ -422,7 +422,7 @@ def _summary(run: Run, deadline: Deadline, out: StopReport, code: int) -> None:
         "exit_code": code,
         "took_s": round(deadline.elapsed(), 4),
         "drain_s": round(out.drain_took, 4),
-        "requests_cut": _cut_count(run, out),
+        "requests_cut": run.cut_count(),
         "hooks_ok": list(h.ok),
         "hooks_failed": list(h.failed),
         "hooks_timed_out": list(h.timed_out),
@@ -450,10 +450,6 @@ def _cut(run: Run, out: StopReport) -> str:
             kinds.append(f"{what[: -len(CUT_SUFFIX)]} {n}")
             count += n
     return f"{count}" + (f" ({', '.join(kinds)})" if kinds else "")
-
-
-def _cut_count(run: Run, out: StopReport) -> int:
-    return len(out.drain_cut) + sum(n for what, n in run.notes.items() if what.endswith(CUT_SUFFIX))
 
 
 def _drain_part(run: Run, out: StopReport) -> str:

@@ -21,13 +21,12 @@ import logging
 import os
 import socket
 import stat
-import struct
 
 from .._errors import UsageError
+from .notify import CREDENTIALS
 
 log = logging.getLogger("graceful")
 
-_CREDENTIALS = struct.Struct("3i")
 MAX_REQUEST = 1024
 
 
@@ -98,8 +97,8 @@ class ControlSocket:
             # still sending when the connection closed would see EPIPE, not the answer.
             line = await asyncio.wait_for(reader.readline(), 5)
             peer: socket.socket = writer.get_extra_info("socket")
-            creds = peer.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDENTIALS.size)
-            pid, uid, _gid = _CREDENTIALS.unpack(creds)
+            creds = peer.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, CREDENTIALS.size)
+            pid, uid, _gid = CREDENTIALS.unpack(creds)
             if uid not in (0, os.geteuid()):
                 log.warning(
                     "control socket: refused uid %d (pid %d): not this app's user", uid, pid

@@ -23,7 +23,8 @@ import struct
 from collections.abc import Callable
 
 _numbers = itertools.count()
-_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+CREDENTIALS = struct.Struct("3i")
+"""``struct ucred``: pid, uid, gid (SCM_CREDENTIALS here, SO_PEERCRED in ``control``)."""
 
 
 class NotifySocket:
@@ -53,7 +54,7 @@ class NotifySocket:
         for _ in range(64):  # then let the loop turn: a flood must not hold it
             try:
                 data, ancillary, _flags, _address = self._sock.recvmsg(
-                    4096, socket.CMSG_SPACE(_CREDENTIALS.size)
+                    4096, socket.CMSG_SPACE(CREDENTIALS.size)
                 )
             except (BlockingIOError, InterruptedError):
                 return
@@ -62,7 +63,7 @@ class NotifySocket:
             pid = 0
             for level, kind, payload in ancillary:
                 if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
-                    pid = _CREDENTIALS.unpack(payload[: _CREDENTIALS.size])[0]
+                    pid = CREDENTIALS.unpack(payload[: CREDENTIALS.size])[0]
             fields = {}
             for line in data.decode("utf-8", "replace").splitlines():
                 key, equals, value = line.partition("=")

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import UsageError
+from .._speak import PROCESS_NAME
 from .._validate import count, flag, seconds
 from .backoff import Backoff
 
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
 RESTART_POLICIES = ("on-failure", "always", "never")
 OUTPUT_MODES = ("log", "inherit", "discard")
 READY_MODES = ("uptime", "notify")
-PROCESS_NAME = "GRACEFUL_PROCESS_NAME"
-"""Set for every supervised process: its name (a graceful app puts it in its log lines)."""
 
 
 class Options:
