@@ -101,6 +101,30 @@ def test_out_of_descriptors_the_sequence_and_its_hooks_still_run(
     assert app.stderr.count("cannot accept") <= 1
 
 
+def test_out_of_descriptors_with_the_loop_blocked_the_watchdog_still_ends_it(
+    launch: Launcher,
+) -> None:
+    # The stop path never loaded (no descriptor for its import) and the loop never
+    # runs again to free the spare: the watchdog must still end the process.
+    app = launch.command(
+        [
+            "prlimit",
+            "--nofile=128",
+            sys.executable,
+            "-m",
+            "graceful",
+            "--grace",
+            "1",
+            "leaky:blocks",
+        ]
+    )
+    app.expect("ready")
+    assert stop(app) == 1, app.stderr
+    assert "the main thread at the deadline" in app.stderr and "time.sleep" in app.stderr
+    assert "with the shutdown still running" in app.stderr
+    assert "did not run" in app.stderr  # the hook that never ran is named
+
+
 def test_an_exit_code_above_255_is_mapped_and_the_summary_says_so(launch: Launcher) -> None:
     app = launch.graceful("exits:returns_300")
     assert app.wait() == 44

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+import platform
 import signal
 import time
 
 from .conftest import Launcher, gone, poll_until, stop
+
+SYS_TGKILL = {"x86_64": 234, "aarch64": 131}[platform.machine()]
 
 
 def test_sigterm_runs_waiters_then_unwinds_main_then_hooks_in_reverse(launch: Launcher) -> None:
@@ -217,3 +221,19 @@ def test_a_handler_the_loop_installs_is_seen_at_once_without_polling(launch: Lau
     assert events[0] == "polling False", events
     assert "app handler called" in events and "hook ran" in events, app.stderr
     assert "took graceful's SIGTERM/SIGINT handler" in app.stderr
+
+
+def test_a_sigterm_the_kernel_gives_to_another_thread_still_wakes_the_idle_loop(
+    launch: Launcher,
+) -> None:
+    # The kernel hands a process-directed signal to any thread that does not block it
+    # (the main thread only by preference). CPython runs the handler in the main
+    # thread, but only once that thread wakes up: an idle loop asleep in epoll with no
+    # timeout slept on. tgkill(2) picks the thread the way the kernel may.
+    app = launch.graceful("--grace", "2", "idle:with_a_thread")
+    app.expect("ready")
+    thread = int(app.stdout[-1].split()[1])
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.syscall(SYS_TGKILL, app.proc.pid, thread, signal.SIGTERM) == 0
+    assert app.wait(10) == 0, app.stderr
+    assert "SIGTERM received" in app.stderr

@@ -58,6 +58,7 @@ from .._health.readiness import state as readiness
 from .deadline import Deadline, Watchdog
 from .hooks import ShutdownContext, required_arguments, take_hooks
 from .signals import SignalGuard, import_uvloop
+from .spare import Spare
 from .tasks import TaskWatch, in_app
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ class Run:
         self.health: HealthServer | None = None  # --health-port: started by execute()
         self.notifier: Notifier | None = None  # NOTIFY_SOCKET set: made by execute()
         self.control: ControlSocket | None = None  # --control-socket: bound by execute()
-        self._spare: int | None = None  # a descriptor kept for the stop
+        self.spare = Spare()  # a descriptor kept for the stop (see spare.py)
 
     # -- starting the shutdown ---------------------------------------------------------
 
@@ -186,9 +187,15 @@ class Run:
             self.deadline_missed = True
             _speak.say("ERROR", f"deadline of {self.config.grace:g} s reached (embedded run)")
             return
-        from .stacks import thread_stack
+        # Out of descriptors with the loop blocked, the stop path never loaded and the
+        # loop never freed the spare: the import below, /proc and stderr need it here.
+        self.spare.free()
+        try:
+            from .stacks import thread_stack
 
-        stack = thread_stack(threading.main_thread().ident)
+            stack = thread_stack(threading.main_thread().ident)
+        except Exception as exc:  # whatever happens, the process ends below
+            stack = f"(not available: {type(exc).__name__}: {exc})"
         _speak.say("ERROR", f"the main thread at the deadline (innermost last):\n{stack}")
         where = (
             "while the interpreter exited (a blocking atexit handler or thread)"
@@ -260,21 +267,6 @@ class Run:
         tasks = len(self.report.drain_cut) if self.report is not None else 0
         return tasks + sum(n for what, n in self.notes.items() if what.endswith(" cut"))
 
-    def keep_a_spare_descriptor(self) -> None:
-        """Hold one file descriptor for the stop: an app out of descriptors (a leak, a
-        flood on its port) must still get its sequence and hooks, and loading the stop
-        path, reading /proc and a hook's own ``open()`` each need one. It is freed when
-        the stop begins; the sequence's steps use it one after the other."""
-        try:
-            self._spare = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            self._spare = None
-
-    def free_the_spare_descriptor(self) -> None:
-        spare, self._spare = self._spare, None
-        if spare is not None:
-            os.close(spare)
-
     def let_the_app_go(self) -> None:
         """Drop what holds the app's frames before the interpreter exits.
 
@@ -322,7 +314,7 @@ class Run:
                 self.trigger("the app failed to start", None, exit_code_of(self.load_error))
             elif self.deadline is None and target is not None:
                 await self._run_main(target)
-            self.free_the_spare_descriptor()  # the stop path may need one (see below)
+            self.spare.free()  # the stop path may need one (see below)
             from .sequence import shutdown  # here: a run that never stops never loads it
 
             code = await shutdown(self)
@@ -461,11 +453,11 @@ def force_exit(code: int, why: str) -> None:
     Used by the second SIGINT and the watchdog; takes no lock, so it works from a
     signal handler and while another thread is stuck.
     """
-    from .._pid1.children import descendant_pids, kill_each  # (per-module import locks: safe here)
-
     try:
+        from .._pid1.children import descendant_pids, kill_each  # (per-module import locks)
+
         killed = kill_each(descendant_pids(), signal.SIGKILL)
-    except OSError:  # /proc unreadable: exit all the same
+    except Exception:  # /proc unreadable, no descriptor for the import: exit all the same
         killed = 0
     extra = f", {killed} child process(es) killed" if killed else ""
     from .hooks import snapshot  # loaded with the runtime: no import lock to wait for
@@ -519,7 +511,7 @@ def execute(
             " python -m graceful MODULE:ATTR instead, which runs graceful's init"
         )
     run = open_run(config)
-    run.keep_a_spare_descriptor()
+    run.spare.keep()
     try:
         if os.environ.get("NOTIFY_SOCKET"):  # a service manager listens (loaded only then)
             from .notify import Notifier
@@ -534,6 +526,7 @@ def execute(
             from .._health.server import HealthServer
 
             run.health = HealthServer.start(config)
+            run.health.spare = run.spare
         if config.control_socket is not None:  # bound before the import, as the port is
             from .._supervise.control import ControlSocket
 

@@ -128,6 +128,7 @@ class SignalGuard:
         self.visible: dict[signal.Signals, Any] = {}  # what the app believes is installed
         self._reported: set[str] = set()
         self._timer: Any = None
+        self._wakeup_fd: int | None = None
         self.app_imported_after = False
         """The app was imported after ``install()`` (``python -m graceful``): whatever it
         binds is :func:`dispatch`."""
@@ -199,6 +200,7 @@ class SignalGuard:
         """Check the handlers now, and every ``POLL_INTERVAL`` on ``loop`` unless every
         way to install one goes through :func:`dispatch` (see the top of the module)."""
         self.check()
+        self._wake_on_signals(loop)
         if self.app_imported_after and self._loop_is_seen(loop):
             return
         self._timer = loop.call_later(POLL_INTERVAL, self._tick, loop)
@@ -211,10 +213,38 @@ class SignalGuard:
             return True
         return type(loop).__module__.startswith("uvloop") and uvloop_sees_us
 
+    def _wake_on_signals(self, loop: Any) -> None:
+        """Make every signal wake asyncio's loop, as its ``add_signal_handler`` does.
+
+        CPython's C handler only notes the signal; the Python handler runs when the
+        main thread next runs bytecode. An idle loop sleeps in ``epoll_wait`` with no
+        timeout, so a signal that lands just before the loop enters it (between its
+        last check and the system call: no EINTR then), or that the kernel hands to
+        another thread of the app (any thread not blocking it may get it), woke
+        nothing, and the stop began only when the init SIGKILLed the app at the end
+        of the grace period. A wake-up fd is written by the C handler itself, in
+        whatever thread and at whatever moment. uvloop sets its own while it runs;
+        one set by someone else is left alone.
+        """
+        csock = getattr(loop, "_csock", None)
+        if csock is None or threading.current_thread() is not threading.main_thread():
+            return
+        fd = csock.fileno()
+        before = signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
+        if before in (-1, fd):
+            self._wakeup_fd = fd
+        else:
+            signal.set_wakeup_fd(before)
+
     def stop_watching(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._wakeup_fd is not None:
+            fd, self._wakeup_fd = self._wakeup_fd, None
+            current = signal.set_wakeup_fd(-1)
+            if current != fd:  # replaced since: not ours to take away
+                signal.set_wakeup_fd(current)
 
     def _tick(self, loop: Any) -> None:
         self.check()

@@ -36,7 +36,7 @@ import selectors
 import socket
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h11
 
@@ -46,6 +46,9 @@ from .checks import CheckRun
 from .gil import start_nudger
 from .lag import LoopLag, start_daemon
 from .readiness import state as readiness
+
+if TYPE_CHECKING:
+    from .._core.spare import Spare
 
 log = logging.getLogger("graceful")
 
@@ -145,6 +148,9 @@ class HealthServer:
         self._accept_paused_until: float | None = None
         self._accept_logged_at = -ACCEPT_LOG_EVERY  # the first failure is logged at once
         self._accept_failures = 0
+        self._starved = False  # an accept() found the process out of descriptors
+        self._accept_stopped = False  # for good: the stop took the spare descriptor
+        self.spare: Spare | None = None  # the stop's descriptor (set by the runtime)
         self._sel = selectors.DefaultSelector()
         self._conns: dict[int, _Conn] = {}  # by fd, oldest first
         self._thread = threading.Thread(target=self._serve, name="graceful-health", daemon=True)
@@ -223,6 +229,22 @@ class HealthServer:
         return max(0.0, min(ends) - time.monotonic())
 
     def _accept(self) -> None:
+        spare = self.spare
+        if not self._starved or spare is None:
+            self._accept_one()
+            return
+        # The process ran out of descriptors: the slot the stop frees for itself must
+        # not go to a probe (see graceful/_core/spare.py). Once it is freed, this
+        # server accepts nothing more; readiness fails from then on anyway.
+        with spare.lock:
+            if not spare.freed:
+                self._accept_one()
+                return
+        self._accept_stopped = True
+        if self._accept_paused_until is None:  # else the listener is unregistered already
+            self._sel.unregister(self._listener)
+
+    def _accept_one(self) -> None:
         # One connection per wake-up: more waiting keep the listener readable, and not
         # asking again saves a system call (an EAGAIN) per probe, and with it one more
         # turn of waiting for the GIL (see _gil).
@@ -232,6 +254,7 @@ class HealthServer:
             return
         except OSError as exc:
             if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                self._starved = True
                 # Free a descriptor for the next probe by dropping a connection that has
                 # not asked anything yet, pause, and say so at most every ACCEPT_LOG_EVERY.
                 victim = self._evictable()
@@ -339,9 +362,10 @@ class HealthServer:
     def _tick(self) -> None:
         now = time.monotonic()
         paused = self._accept_paused_until
-        if paused is not None and now >= paused and not self._closing:
+        if paused is not None and now >= paused:
             self._accept_paused_until = None
-            self._sel.register(self._listener, selectors.EVENT_READ)
+            if not (self._closing or self._accept_stopped):
+                self._sel.register(self._listener, selectors.EVENT_READ)
         for conn in list(self._conns.values()):
             if conn.state == CHECKING:
                 run = conn.run

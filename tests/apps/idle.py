@@ -76,3 +76,21 @@ async def supervisor_loaded() -> None:
     @graceful.on_shutdown
     def check() -> None:
         record(f"supervisor imported {'graceful._supervise.supervisor' in sys.modules}")
+
+
+async def with_a_thread() -> None:
+    """An idle app with a thread of its own, which takes signals as the main one does."""
+    import threading
+    import time
+
+    started = threading.Event()
+
+    def sleeper() -> None:
+        started.set()
+        time.sleep(3600)  # a plain sleep: it does not run the main thread's handlers
+
+    threading.Thread(target=sleeper, daemon=True).start()
+    started.wait()
+    ids = [t.native_id for t in threading.enumerate() if t is not threading.main_thread()]
+    ready(f"ready {' '.join(str(i) for i in ids)}")
+    await asyncio.Event().wait()

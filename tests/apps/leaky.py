@@ -24,3 +24,16 @@ async def main() -> None:
         print(f"out of descriptors: {exc.strerror}", flush=True)
     ready()
     await asyncio.Event().wait()
+
+
+async def blocks() -> None:
+    """Out of descriptors, then the loop blocked: only the watchdog can end it."""
+    import time
+
+    try:
+        while True:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError as exc:
+        print(f"out of descriptors: {exc.strerror}", flush=True)
+    ready()
+    time.sleep(3600)  # noqa: ASYNC251  (the point: the loop is blocked)
