@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: example test lint suite test-all test-rolling test-containers docs bench mutants
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py graceful/_pid1/init.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -32,6 +32,17 @@ unshare process). graceful runs in exec mode:
    difference is the reap lag of the init.
 3. Peak RSS of PID 1: ``VmHWM`` of ``/proc/P/status``, read right after the
    orphan run (before PID 1 is stopped with SIGTERM).
+4. The container's memory with a Python service in it: the idle graceful app of
+   bench_runtime (``apps/bench_graceful_app.py``), under graceful's own init
+   (``python -m graceful APP``, PID 1 splits into the init and the app) or under
+   INIT with graceful's init off (``INIT -- python -m graceful --init off APP``).
+   Half a second after the app says "ready", the PSS (``smaps_rollup``) of PID 1 and
+   of every process under it is summed: what the container is charged for, as the
+   pages shared between the init and the app are counted once.
+
+graceful runs twice: with graceful-init (the compiled init it execs into after the
+fork, built at install when a C compiler was found) and with its Python init
+(``GRACEFUL_PYTHON_INIT=1``), the fallback.
 
 Runs are interleaved round-robin (every init, then the next round) after one
 unrecorded warm-up round; medians and ratios vs tini are reported. Every wait is
@@ -93,6 +104,8 @@ EXTRA_PATHS = {
 class Runner:
     name: str
     init: list[str]  # the init's argv, before the command; empty for "no init"
+    env: tuple[tuple[str, str], ...] = ()
+    own_init: bool = False  # graceful: the app runs under graceful's own init
 
 
 @dataclass
@@ -105,6 +118,8 @@ class Sample:
     pid1_exit_s: float | None = None  # sigterm: SIGTERM to PID 1's exit
     last_exit_s: float | None = None  # orphans: release to the last orphan's exit
     vm_hwm_kb: int | None = None  # orphans: PID 1's peak RSS
+    pid1_pss_kb: int | None = None  # memory: PID 1's PSS
+    total_pss_kb: int | None = None  # memory: PSS of PID 1 and every process under it
     returncode: int | None = None
     error: str | None = None
 
@@ -118,6 +133,8 @@ class Summary:
     pid1_exit_ms: list[float] = field(default_factory=list)
     last_exit_ms: list[float] = field(default_factory=list)
     hwm_mb: list[float] = field(default_factory=list)
+    pid1_pss_mb: list[float] = field(default_factory=list)
+    total_pss_mb: list[float] = field(default_factory=list)
     codes: set[int] = field(default_factory=set)
     ok: int = 0
     failed: int = 0
@@ -156,8 +173,10 @@ def find_inits() -> dict[str, str]:
 
 
 def make_runners(inits: dict[str, str]) -> list[Runner]:
+    graceful = [sys.executable, "-m", "graceful", "--log-level", "WARNING", "--"]
     return [
-        Runner("graceful", [sys.executable, "-m", "graceful", "--log-level", "WARNING", "--"]),
+        Runner("graceful", graceful, own_init=True),
+        Runner("graceful (Python init)", graceful, (("GRACEFUL_PYTHON_INIT", "1"),), True),
         Runner("tini", [inits["tini"], "--"]),
         Runner("dumb-init", [inits["dumb-init"], "--"]),
         Runner("catatonit", [inits["catatonit"], "--"]),
@@ -270,12 +289,12 @@ def kill_leftover(proc: subprocess.Popen[bytes], pid1: int | None) -> None:
 
 
 def spawn(
-    argv: list[str], err: IO[bytes], pass_fds: tuple[int, ...] = ()
+    argv: list[str], err: IO[bytes], pass_fds: tuple[int, ...] = (), runner: Runner | None = None
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         argv,
         cwd=APPS,
-        env=child_env(),
+        env={**child_env(), **dict(runner.env if runner else ())},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=err,
@@ -304,7 +323,7 @@ def run_sigterm(runner: Runner, round_no: int) -> Sample:
         proc: subprocess.Popen[bytes] | None = None
         pid1: int | None = None
         try:
-            proc = spawn(argv, err)
+            proc = spawn(argv, err, runner=runner)
             assert proc.stdout is not None
             line = read_line(proc.stdout, READY_TIMEOUT)
             if line != b"ready":
@@ -397,7 +416,7 @@ def run_orphans(runner: Runner, round_no: int, count: int) -> Sample:
         pid1: int | None = None
         try:
             try:
-                proc = spawn(argv, err, pass_fds=(release_r,))
+                proc = spawn(argv, err, pass_fds=(release_r,), runner=runner)
             finally:
                 os.close(release_r)
             assert proc.stdout is not None
@@ -436,6 +455,55 @@ def run_orphans(runner: Runner, round_no: int, count: int) -> Sample:
     return sample
 
 
+def pss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    raise BenchError(f"no Pss for pid {pid}")
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and every process under it."""
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop())
+        todo.extend(children(found[-1]))
+    return found
+
+
+def run_memory(runner: Runner, round_no: int) -> Sample:
+    sample = Sample(runner.name, "memory", round_no)
+    app = ["--log-level", "WARNING", "bench_graceful_app:main"]
+    if runner.own_init:
+        argv = [*unshare_prefix(), sys.executable, "-m", "graceful", *app]
+    else:
+        argv = [*unshare_prefix(), *runner.init, sys.executable, "-m", "graceful", "--init", "off"]
+        argv += app
+    with tempfile.TemporaryFile() as err:
+        proc: subprocess.Popen[bytes] | None = None
+        pid1: int | None = None
+        try:
+            proc = spawn(argv, err, runner=runner)
+            assert proc.stdout is not None
+            line = read_line(proc.stdout, READY_TIMEOUT)
+            if line != b"ready":
+                raise BenchError(f"expected 'ready', got {line!r}")
+            pid1 = ns_pid1(proc)
+            time.sleep(0.5)  # the app loads what a stop needs right after "ready"
+            sample.pid1_pss_kb = pss_kb(pid1)
+            sample.total_pss_kb = sum(pss_kb(pid) for pid in tree(pid1))
+            sample.value_s = 0.0
+            stop_and_time(proc, pid1)
+            sample.returncode = proc.wait(KILL_TIMEOUT)
+        except (BenchError, OSError) as exc:
+            sample.error = describe(exc, err)
+        finally:
+            if proc is not None:
+                kill_leftover(proc, pid1)
+    return sample
+
+
 # --- the report --------------------------------------------------------------------------
 
 
@@ -449,7 +517,11 @@ def summarize(runners: list[Runner], samples: list[Sample]) -> dict[str, Summary
         summary.ok += 1
         if s.returncode is not None:
             summary.codes.add(s.returncode)
-        if s.scenario == "sigterm":
+        if s.scenario == "memory":
+            if s.pid1_pss_kb is not None and s.total_pss_kb is not None:
+                summary.pid1_pss_mb.append(s.pid1_pss_kb / 1024)
+                summary.total_pss_mb.append(s.total_pss_kb / 1024)
+        elif s.scenario == "sigterm":
             summary.sigterm_ms.append(s.value_s * 1000)
             if s.app_exit_s is not None and s.pid1_exit_s is not None:
                 summary.app_exit_ms.append(s.app_exit_s * 1000)
@@ -522,6 +594,22 @@ def report(runners: list[Runner], summaries: dict[str, Summary], rounds: int, co
             f" {fmt(after, 2)} |"
         )
     print()
+    print(
+        "A container with the idle graceful app of bench_runtime in it (medians, MB; PSS counts"
+        " the pages the init and the app share once):"
+    )
+    print()
+    print("| init | PID 1 PSS | PID 1 and the app, PSS | vs tini |")
+    print("|---|---:|---:|---:|")
+    ref_total = median(ref.total_pss_mb)
+    for r in runners:
+        s = summaries[r.name]
+        if not s.total_pss_mb:
+            continue
+        total = median(s.total_pss_mb)
+        extra = "" if total is None or ref_total is None else f"{total - ref_total:+.1f} MB"
+        print(f"| {r.name} | {fmt(median(s.pid1_pss_mb), 2)} | {fmt(total)} | {extra} |")
+    print()
     print("Inits (before CMD):")
     for r in runners:
         print(f"  {r.name}: {shlex.join(r.init) if r.init else 'unshare --fork --kill-child'}")
@@ -540,6 +628,13 @@ def report(runners: list[Runner], summaries: dict[str, Summary], rounds: int, co
         f"  [info] graceful SIGTERM-to-exit: {fmt(g_term)} ms vs tini {fmt(ref_term)} ms"
         f" ({fmt_ratio(g_term, ref_term, 3)}); no-init floor {fmt(floor)} ms,"
         f" so the init adds {fmt(over)} ms"
+    )
+    g_total = median(g.total_pss_mb)
+    ref_total = median(ref.total_pss_mb)
+    more = None if g_total is None or ref_total is None else g_total - ref_total
+    print(
+        f"  [info] container memory, graceful's init against tini's: {fmt(g_total)} MB vs"
+        f" {fmt(ref_total)} MB ({'n/a' if more is None else f'{more:+.1f}'} MB; target +0.5 MB)"
     )
     return met
 
@@ -579,11 +674,14 @@ def main(argv: list[str] | None = None) -> int:
     term_runners = [*runners, Runner(NO_INIT, [])]
     jobs: list[tuple[Runner, str]] = [(r, "sigterm") for r in term_runners]
     jobs += [(r, "orphans") for r in runners]
+    jobs += [(r, "memory") for r in runners]
 
     def run(job: tuple[Runner, str], round_no: int) -> Sample:
         runner, scenario = job
         if scenario == "sigterm":
             return run_sigterm(runner, round_no)
+        if scenario == "memory":
+            return run_memory(runner, round_no)
         return run_orphans(runner, round_no, args.orphans)
 
     for job in jobs:  # warm-up: .pyc files, page cache
@@ -626,6 +724,8 @@ def main(argv: list[str] | None = None) -> int:
                     "pid1_exit_after_sigterm": median(s.pid1_exit_ms),
                     "last_orphan_exit": median(s.last_exit_ms),
                     "peak_rss_mb": median(s.hwm_mb),
+                    "pid1_pss_mb": median(s.pid1_pss_mb),
+                    "container_pss_mb": median(s.total_pss_mb),
                 }
                 for name, s in summaries.items()
             },

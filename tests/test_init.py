@@ -3,6 +3,7 @@ and in exec mode."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
@@ -73,12 +74,41 @@ def rss_kb(pid: int) -> int:
 # -- as PID 1 ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_stop_signal_to_pid1_reaches_the_app(launch: Launcher, sig: signal.Signals) -> None:
-    app = pid1(launch, "--grace", "2", "--log-level", "DEBUG", "pid1_app:main")
+# graceful-init (init.c) is built here: the tests run against it. A few run against the
+# Python init too, the fallback where no C compiler was found at install.
+PYTHON_INIT = {"GRACEFUL_PYTHON_INIT": "1"}
+BOTH_INITS = pytest.mark.parametrize("init_env", [None, PYTHON_INIT], ids=["compiled", "python"])
+
+
+def test_the_compiled_init_replaces_the_interpreter(launch: Launcher) -> None:
+    args = ["--grace", "2", "--log-format", "json", "--log-level", "DEBUG", "pid1_app:main"]
+    app = pid1(launch, *args)
+    app.expect("ready")
+    init = init_pid(app)
+    assert os.readlink(f"/proc/{init}/exe").endswith("/graceful/_pid1/graceful-init")
+    assert rss_kb(init) < 4096, rss_kb(init)  # the Python init: about 10 MB
+    assert stop_pid1(app) == 0
+    assert "hook saved" in app.events()
+    # Its lines are graceful's own, here JSON with the same fields
+    lines = [json.loads(line) for line in app.stderr.splitlines()]
+    (last,) = [line for line in lines if line["message"] == "init: exiting with code 0"]
+    assert list(last) == ["time", "level", "logger", "message", "pid"], last
+    assert last["level"] == "DEBUG" and last["pid"] == 1 and last["time"].endswith("Z")
+
+
+@pytest.mark.parametrize(
+    ("sig", "init_env"),
+    [(signal.SIGTERM, None), (signal.SIGINT, None), (signal.SIGTERM, PYTHON_INIT)],
+    ids=["SIGTERM", "SIGINT", "SIGTERM-python-init"],
+)
+def test_stop_signal_to_pid1_reaches_the_app(
+    launch: Launcher, sig: signal.Signals, init_env: dict[str, str] | None
+) -> None:
+    app = pid1(launch, "--grace", "2", "--log-level", "DEBUG", "pid1_app:main", env=init_env)
     app.expect("ready")
     assert "app pid 2" in app.events()  # the init is PID 1, the app its first child
     assert stop_pid1(app, sig) == 0
+    assert "init: exiting with code 0" in app.stderr
     assert app.elapsed() < 2
     assert "hook saved" in app.events()
     assert f"{sig.name} received: shutting down" in app.stderr
@@ -162,8 +192,11 @@ def test_child_ignoring_sigterm_cannot_hold_the_container(launch: Launcher) -> N
     assert "children terminated 1, killed 1" in app.stderr
 
 
-def test_leftover_process_gets_sigterm_before_sigkill(launch: Launcher) -> None:
-    app = pid1(launch, "--grace", "1.5", "pid1_app:leaves_one_behind")
+@BOTH_INITS
+def test_leftover_process_gets_sigterm_before_sigkill(
+    launch: Launcher, init_env: dict[str, str] | None
+) -> None:
+    app = pid1(launch, "--grace", "1.5", "pid1_app:leaves_one_behind", env=init_env)
     assert app.wait() == 0
     assert app.events() == ["leftover started", "hook saved", "leftover got SIGTERM"]
     assert "1 process(es) left, sent SIGTERM" in app.stderr
@@ -286,9 +319,12 @@ def test_exec_mode_forwards_sigterm(launch: Launcher) -> None:
     app.expect("got SIGTERM")
 
 
-def test_exec_mode_as_pid1_kills_a_command_that_ignores_sigterm(launch: Launcher) -> None:
+@BOTH_INITS
+def test_exec_mode_as_pid1_kills_a_command_that_ignores_sigterm(
+    launch: Launcher, init_env: dict[str, str] | None
+) -> None:
     ignores = TRAPS_TERM.replace("sys.exit(3)", "None")
-    app = pid1(launch, "--grace", "1.5", "--", sys.executable, "-c", ignores)
+    app = pid1(launch, "--grace", "1.5", "--", sys.executable, "-c", ignores, env=init_env)
     app.expect("ready")
     assert stop_pid1(app) == 128 + signal.SIGKILL
     assert app.elapsed() < 1.5
