@@ -33,6 +33,15 @@ IGNORED = shutil.ignore_patterns(
 TEST_TIMEOUT = 900
 
 
+def build_init(tree: Path) -> None:
+    """Compile graceful-init in ``tree``, as setup.py does at install."""
+    pid1 = tree / "graceful" / "_pid1"
+    subprocess.run(
+        ["cc", "-O2", "-std=gnu11", "-o", str(pid1 / "graceful-init"), str(pid1 / "init.c")],
+        check=True,
+    )
+
+
 def run_one(scratch: Path, mutation: Mutation) -> tuple[str, float]:
     """``caught``, ``MISSED``, ``equivalent`` or ``STALE (...)``, and the seconds it took."""
     path = scratch / mutation.file
@@ -45,6 +54,8 @@ def run_one(scratch: Path, mutation: Mutation) -> tuple[str, float]:
     path.write_text(original.replace(mutation.old, mutation.new))
     started = time.monotonic()
     try:
+        if path.suffix == ".c":
+            build_init(scratch)
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
              *mutation.tests],
@@ -59,6 +70,8 @@ def run_one(scratch: Path, mutation: Mutation) -> tuple[str, float]:
         code = 1  # a hang is a failure the suite's own per-test timeout would report
     finally:
         path.write_text(original)
+        if path.suffix == ".c":
+            build_init(scratch)
     took = time.monotonic() - started
     if code in (4, 5):  # usage error, or no test collected: the list names wrong tests
         return f"STALE (pytest exit {code}: check the test names)", took
