@@ -56,37 +56,47 @@ class TaskWatch:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._previous_factory: Any = None
         self._previous_handler: Any = None
+        self._factory: Any = None
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._previous_factory = loop.get_task_factory()
         self._previous_handler = loop.get_exception_handler()
-        loop.set_task_factory(self._factory)  # type: ignore[arg-type]
+        self._factory = self._make_factory()
+        loop.set_task_factory(self._factory)
         loop.set_exception_handler(self._exception_handler)
 
     def uninstall(self) -> None:
         loop = self._loop
         if loop is None:
             return
-        if loop.get_task_factory() == self._factory:  # (bound methods: equal, not identical)
+        if loop.get_task_factory() is self._factory:
             loop.set_task_factory(self._previous_factory)
-        if loop.get_exception_handler() == self._exception_handler:
+        if loop.get_exception_handler() == self._exception_handler:  # (bound: equal)
             loop.set_exception_handler(self._previous_handler)
         self._loop = None
 
-    def _factory(
-        self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any
-    ) -> asyncio.Task[Any]:
-        previous = self._previous_factory
-        if previous is not None:
-            task: asyncio.Task[Any] = previous(loop, coro, **kwargs)
-        else:
-            task = asyncio.Task(coro, loop=loop, **kwargs)
-        if in_app.get():
-            if self.tasks is not None:
-                self.tasks.add(task)
-            task.add_done_callback(self._done)
-        return task
+    def _make_factory(self) -> Any:
+        """The task factory: it runs for every task, and a server makes one per request
+        (aiohttp), so what it needs is bound once, here. The done-callback runs in a
+        context of its own: ``add_done_callback`` would copy the current one per task."""
+        previous, tasks, done = self._previous_factory, self.tasks, self._done
+        make_task, app_task, context = asyncio.Task, in_app.get, contextvars.Context()
+
+        def factory(
+            loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any
+        ) -> asyncio.Task[Any]:
+            if previous is not None:
+                task: asyncio.Task[Any] = previous(loop, coro, **kwargs)
+            else:
+                task = make_task(coro, loop=loop, **kwargs)
+            if app_task():
+                if tasks is not None:
+                    tasks.add(task)
+                task.add_done_callback(done, context=context)
+            return task
+
+        return factory
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         # Cheapest test first: almost every task ends without an exception.
