@@ -82,7 +82,7 @@ BOTH_INITS = pytest.mark.parametrize("init_env", [None, PYTHON_INIT], ids=["comp
 
 def test_the_compiled_init_replaces_the_interpreter(launch: Launcher) -> None:
     args = ["--grace", "2", "--log-format", "json", "--log-level", "DEBUG", "pid1_app:main"]
-    app = pid1(launch, *args)
+    app = pid1(launch, *args, env={"GRACEFUL_PYTHON_INIT": "maybe"})  # not a yes: a warning
     app.expect("ready")
     init = init_pid(app)
     assert os.readlink(f"/proc/{init}/exe").endswith("/graceful/_pid1/graceful-init")
@@ -94,6 +94,7 @@ def test_the_compiled_init_replaces_the_interpreter(launch: Launcher) -> None:
     (last,) = [line for line in lines if line["message"] == "init: exiting with code 0"]
     assert list(last) == ["time", "level", "logger", "message", "pid"], last
     assert last["level"] == "DEBUG" and last["pid"] == 1 and last["time"].endswith("Z")
+    assert any("GRACEFUL_PYTHON_INIT='maybe' is not 1 or 0" in line["message"] for line in lines)
 
 
 @pytest.mark.parametrize(

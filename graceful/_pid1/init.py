@@ -214,8 +214,14 @@ class Init:
         if the program is missing (not built: no C compiler at install) or cannot run,
         or ``GRACEFUL_PYTHON_INIT=1`` asks for this one."""
         self._debug(f"init: {'PID 1' if self.pid1 else 'subreaper'}, app is pid {self.app}")
-        if os.environ.get("GRACEFUL_PYTHON_INIT") == "1":
+        wanted = os.environ.get("GRACEFUL_PYTHON_INIT", "").strip().lower()
+        if wanted in ("1", "true", "yes", "on"):
             return
+        if wanted not in ("", "0", "false", "no", "off"):
+            self._warn(
+                f"GRACEFUL_PYTHON_INIT={wanted!r} is not 1 or 0; graceful-init runs"
+                " (set GRACEFUL_PYTHON_INIT=1 for the Python init)"
+            )
         program = os.path.join(os.path.dirname(os.path.abspath(__file__)), COMPILED)
         if not os.access(program, os.X_OK):
             return
@@ -331,6 +337,9 @@ class Init:
 
     def _debug(self, line: str) -> None:
         say(self.config, "DEBUG", line)
+
+    def _warn(self, line: str) -> None:
+        say(self.config, "WARNING", line)
 
 
 def _exit_code(status: int) -> int:
