@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+import graceful
+
 from .conftest import APPS, App, Launcher, gone, poll_until, proc_stat, stop
 
 # --kill-child: if a test kills unshare, the whole namespace goes with it.
@@ -81,6 +83,8 @@ BOTH_INITS = pytest.mark.parametrize("init_env", [None, PYTHON_INIT], ids=["comp
 
 
 def test_the_compiled_init_replaces_the_interpreter(launch: Launcher) -> None:
+    program = Path(graceful.__file__).parent / "_pid1" / "graceful-init"
+    assert program.exists(), "graceful-init was not built: the install found no C compiler (cc)"
     args = ["--grace", "2", "--log-format", "json", "--log-level", "DEBUG", "pid1_app:main"]
     app = pid1(launch, *args, env={"GRACEFUL_PYTHON_INIT": "maybe"})  # not a yes: a warning
     app.expect("ready")
