@@ -223,6 +223,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("graceful/_pid1/init.c", "    count = signal_all(SIGTERM);", "    count = 0;",
              "graceful-init sends SIGTERM to what the app left behind",
              (f"{T_INIT}::test_leftover_process_gets_sigterm_before_sigkill",)),
+    Mutation("graceful/_health/gil.py", "            sys.setswitchinterval(saved)", "            pass",
+             "the app's switch interval comes back once the probes are answered",
+             (f"{T_HEALTH}::test_the_apps_switch_interval_is_its_own_again_after_the_probes",)),
     # -- the supervisor --------------------------------------------------------------------------
     Mutation("graceful/_supervise/backoff.py", "        self._early.clear()", "        pass",
              "a run past min_uptime resets the count of early exits",

@@ -169,6 +169,20 @@ def test_manual_readiness_and_set_ready_false(launch: Launcher) -> None:
     assert stop(app) == 0
 
 
+def test_the_apps_switch_interval_is_its_own_again_after_the_probes(launch: Launcher) -> None:
+    # While the server has work, its helper thread lowers the interpreter's switch
+    # interval so that a busy loop hands it the GIL soon (see _health/gil.py); the app's
+    # own value must come back once the probes are answered.
+    app = start(launch, "health_app:own_switch_interval")
+    port = port_of(app)
+    app.expect("ready")
+    for _ in range(20):
+        assert get(port, "/readyz").status == 200
+    app.write("check\n")
+    assert app.wait() == 0, app.stderr
+    assert app.events() == ["interval 0.01"]
+
+
 def test_set_ready_false_in_auto_mode(launch: Launcher) -> None:
     app = start(launch, "health_app:toggles")
     port = port_of(app)

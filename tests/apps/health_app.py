@@ -154,3 +154,16 @@ async def measured() -> None:
         time.sleep(0.01)  # noqa: ASYNC251 (blocking the loop is the point)
     ready("unblocked")
     await graceful.wait_for_shutdown()
+
+
+async def own_switch_interval() -> None:
+    """Sets its own switch interval, then, on a line on stdin, waits (at most 5 s) for it
+    to be its own again and records what it is."""
+    sys.setswitchinterval(0.01)
+    await asyncio.sleep(0)
+    ready()
+    await asyncio.to_thread(sys.stdin.readline)
+    end = time.monotonic() + 5
+    while sys.getswitchinterval() != 0.01 and time.monotonic() < end:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    record(f"interval {sys.getswitchinterval()}")
