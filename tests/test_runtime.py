@@ -7,6 +7,7 @@ import json
 import platform
 import signal
 import time
+from pathlib import Path
 
 from .conftest import Launcher, gone, poll_until, stop
 
@@ -233,6 +234,10 @@ def test_a_sigterm_the_kernel_gives_to_another_thread_still_wakes_the_idle_loop(
     app = launch.graceful("--grace", "2", "idle:with_a_thread")
     app.expect("ready")
     thread = int(app.stdout[-1].split()[1])
+    # The handshake: the main thread asleep in epoll, so that nothing else would run
+    # the handler (right after "ready" it may still be loading the stop path).
+    wchan = Path(f"/proc/{app.proc.pid}/wchan")
+    assert poll_until(lambda: wchan.read_text() == "do_epoll_wait", 10), wchan.read_text()
     libc = ctypes.CDLL(None, use_errno=True)
     assert libc.syscall(SYS_TGKILL, app.proc.pid, thread, signal.SIGTERM) == 0
     assert app.wait(10) == 0, app.stderr
