@@ -304,13 +304,20 @@ def spawn(
     )
 
 
+def expect_ready(proc: subprocess.Popen[bytes]) -> None:
+    assert proc.stdout is not None
+    line = read_line(proc.stdout, READY_TIMEOUT)
+    if line != b"ready":
+        raise BenchError(f"expected 'ready', got {line!r}")
+
+
 def describe(exc: Exception, err: IO[bytes]) -> str:
     err.seek(0)
     tail = err.read()[-2000:].decode(errors="replace").strip()
     return str(exc) + (f"; stderr: {tail}" if tail else "")
 
 
-# --- the two scenarios -------------------------------------------------------------------
+# --- the scenarios -----------------------------------------------------------------------
 
 
 def run_sigterm(runner: Runner, round_no: int) -> Sample:
@@ -324,10 +331,7 @@ def run_sigterm(runner: Runner, round_no: int) -> Sample:
         pid1: int | None = None
         try:
             proc = spawn(argv, err, runner=runner)
-            assert proc.stdout is not None
-            line = read_line(proc.stdout, READY_TIMEOUT)
-            if line != b"ready":
-                raise BenchError(f"expected 'ready', got {line!r}")
+            expect_ready(proc)
             pid1 = ns_pid1(proc)
             if runner.init:
                 target = pid1
@@ -485,10 +489,7 @@ def run_memory(runner: Runner, round_no: int) -> Sample:
         pid1: int | None = None
         try:
             proc = spawn(argv, err, runner=runner)
-            assert proc.stdout is not None
-            line = read_line(proc.stdout, READY_TIMEOUT)
-            if line != b"ready":
-                raise BenchError(f"expected 'ready', got {line!r}")
+            expect_ready(proc)
             pid1 = ns_pid1(proc)
             time.sleep(0.5)  # the app loads what a stop needs right after "ready"
             sample.pid1_pss_kb = pss_kb(pid1)

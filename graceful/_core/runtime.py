@@ -55,10 +55,9 @@ from .._errors import (
     exit_code_of,
 )
 from .._health.readiness import state as readiness
-from .deadline import Deadline, Watchdog
+from .deadline import Deadline, Spare, Watchdog
 from .hooks import ShutdownContext, required_arguments, take_hooks
 from .signals import SignalGuard, import_uvloop
-from .spare import Spare
 from .tasks import TaskWatch, in_app
 
 if TYPE_CHECKING:
@@ -68,6 +67,10 @@ if TYPE_CHECKING:
     from .sequence import StopReport
 
 log = logging.getLogger("graceful")
+
+CUT_SUFFIX = " cut"
+"""Figures an integration notes under a name ending so ("requests cut") are work cut at
+the end of the drain; the summary shows them in its one "cut" figure."""
 
 T = TypeVar("T")
 
@@ -121,7 +124,7 @@ class Run:
         self.health: HealthServer | None = None  # --health-port: started by execute()
         self.notifier: Notifier | None = None  # NOTIFY_SOCKET set: made by execute()
         self.control: ControlSocket | None = None  # --control-socket: bound by execute()
-        self.spare = Spare()  # a descriptor kept for the stop (see spare.py)
+        self.spare = Spare()  # a descriptor kept for the stop (see deadline.Spare)
 
     # -- starting the shutdown ---------------------------------------------------------
 
@@ -265,7 +268,7 @@ class Run:
     def cut_count(self) -> int:
         """Work cut at the end of the drain so far: tasks, and what integrations noted."""
         tasks = len(self.report.drain_cut) if self.report is not None else 0
-        return tasks + sum(n for what, n in self.notes.items() if what.endswith(" cut"))
+        return tasks + sum(n for what, n in self.notes.items() if what.endswith(CUT_SUFFIX))
 
     def let_the_app_go(self) -> None:
         """Drop what holds the app's frames before the interpreter exits.

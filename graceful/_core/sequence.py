@@ -25,7 +25,7 @@ from . import budget as _budget
 from .deadline import KILL_RESERVE, Deadline
 from .hooks import HookResults, run_hooks, snapshot, take_hooks
 from .parts import Stopping, registered
-from .runtime import keep_logger_enabled
+from .runtime import CUT_SUFFIX, keep_logger_enabled
 from .stacks import task_stack
 
 if TYPE_CHECKING:
@@ -433,11 +433,6 @@ def _summary(run: Run, deadline: Deadline, out: StopReport, code: int) -> None:
         "processes": {k: v for s in out.stopping for k, v in s.outcomes().items()},
     }
     level("; ".join(parts), extra={"fields": fields})
-
-
-CUT_SUFFIX = " cut"
-"""Figures an integration notes under a name ending so ("requests cut") are work cut at
-the end of the drain; the summary shows them in its one "cut" figure."""
 
 
 def _cut(run: Run, out: StopReport) -> str:

@@ -42,9 +42,8 @@ FAST_SWITCH = 0.0005
 put back as soon as it has none)."""
 CHECK_CLOSED = 1.0
 """Poll timeout: closing a descriptor does not wake a ``poll`` on it in another thread.
-It also bounds a probe's wait on a busy loop when this thread is not woken by the
-server's descriptor (seen in bench_health: answers of about 1 s, the p99 with a 1 s
-heartbeat; see the note at ``lag.MAX_INTERVAL``)."""
+(With a 1 s heartbeat, bench_health once showed busy-loop answers of about 1 s, this
+timeout; see the note at ``lag.MAX_INTERVAL``.)"""
 
 
 def start_nudger(fd: int, busy: Callable[[], bool], closed: Callable[[], bool]) -> threading.Thread:

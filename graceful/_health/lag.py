@@ -39,9 +39,10 @@ measurable (see benchmarks/bench_health.py), and bound the error of the lag to 0
 # by max_lag, cut an idle app's wake-ups from 9 to 1 a second (with the health server
 # and 50 supervised processes). But bench_health's probes of a loop busy in 5 ms slices
 # then waited for the GIL nudger's poll timeout (p99 of 1 s; time-outs when that timeout
-# was 30 s): the watcher's own wake-ups, four a second, are part of what hands the GIL
-# to the health server's thread on a busy loop, which the nudger alone does not do yet
-# (see _gil). Keep both until it does.
+# was 30 s): the watcher's own wake-ups, four a second, were part of what handed the GIL
+# to the health server's thread on a busy loop. The nudger now also lowers the switch
+# interval while the server has work (see _gil), which may make them unnecessary; not
+# tried again since.
 INTERVAL_SHARE = 0.25
 """With a small ``max_lag`` the beat runs four times within it."""
 

@@ -48,7 +48,7 @@ from .lag import LoopLag, start_daemon
 from .readiness import state as readiness
 
 if TYPE_CHECKING:
-    from .._core.spare import Spare
+    from .._core.deadline import Spare
 
 log = logging.getLogger("graceful")
 
@@ -234,7 +234,7 @@ class HealthServer:
             self._accept_one()
             return
         # The process ran out of descriptors: the slot the stop frees for itself must
-        # not go to a probe (see graceful/_core/spare.py). Once it is freed, this
+        # not go to a probe (see graceful/_core/deadline.Spare). Once it is freed, this
         # server accepts nothing more; readiness fails from then on anyway.
         with spare.lock:
             if not spare.freed:
