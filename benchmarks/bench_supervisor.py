@@ -68,8 +68,9 @@ STOP_TIMEOUT = 30.0
 DEFAULT_RUNS = 10
 QUICK_RUNS = 2
 IDLE_SETTLE = 1.5
-IDLE_SECONDS = 2.0
-"""With all workers up: how long the supervisor is left alone to measure its idle cost."""
+IDLE_SECONDS = 6.0
+"""With all workers up: how long the supervisor is left alone to measure its idle cost
+(long enough to take in timers of a few seconds, such as graceful's lag watcher)."""
 OUTPUT_WRITERS = 20
 OUTPUT_MEGABYTES = 10
 

@@ -226,6 +226,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("graceful/_health/gil.py", "            sys.setswitchinterval(saved)", "            pass",
              "the app's switch interval comes back once the probes are answered",
              (f"{T_HEALTH}::test_the_apps_switch_interval_is_its_own_again_after_the_probes",)),
+    Mutation("graceful/_health/lag.py", "                    wait = self.max_lag - late + WATCH_MARGIN",
+             "                    wait = self.max_lag - late + 60",
+             "the watcher wakes when a beat could first be late by max_lag, and logs the block",
+             (f"{T_HEALTH}::test_blocked_loop_fails_livez_and_the_log_names_the_coroutine",)),
     # -- the supervisor --------------------------------------------------------------------------
     Mutation("graceful/_supervise/backoff.py", "        self._early.clear()", "        pass",
              "a run past min_uptime resets the count of early exits",

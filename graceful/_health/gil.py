@@ -40,47 +40,61 @@ PERIOD = 0.001
 FAST_SWITCH = 0.0005
 """The switch interval while the server has work (the app's own, 5 ms by default, is
 put back as soon as it has none)."""
-CHECK_CLOSED = 1.0
-"""Poll timeout: closing a descriptor does not wake a ``poll`` on it in another thread.
-(With a 1 s heartbeat, bench_health once showed busy-loop answers of about 1 s, this
-timeout; see the note at ``lag.MAX_INTERVAL``.)"""
+JOIN_TIMEOUT = 1.0
+"""How long the server's thread waits, at its end, for this one to leave ``poll``
+before it closes the descriptor polled (it leaves at once: see ``Nudger.stop``)."""
 
 
-def start_nudger(fd: int, busy: Callable[[], bool], closed: Callable[[], bool]) -> threading.Thread:
-    """Start the second waiter for the server whose selector is ``fd`` and which says
-    ``busy()`` while it handles what its ``select`` returned; it ends soon after
-    ``closed()`` turns True."""
-    thread = threading.Thread(
-        target=_nudge, args=(fd, busy, closed), name="graceful-health-gil", daemon=True
-    )
-    start_daemon(thread)
-    return thread
+class Nudger:
+    """The second waiter for the server whose selector is ``fd`` and which says
+    ``busy()`` while it handles what its ``select`` returned.
 
+    An idle nudger sleeps in ``poll`` with no timeout. It used to wake every second
+    to notice a closed server (closing a descriptor does not wake a ``poll`` on it in
+    another thread): an idle app's one wake-up a second. Now the server's thread
+    tells it instead, see :meth:`stop`."""
 
-def _nudge(fd: int, busy: Callable[[], bool], closed: Callable[[], bool]) -> None:
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    hurry = _Hurry()
-    while not closed():
-        if busy():
-            hurry.on()
-            time.sleep(PERIOD)
-            continue
+    def __init__(self, fd: int, busy: Callable[[], bool]) -> None:
+        self._fd = fd
+        self._busy = busy
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="graceful-health-gil", daemon=True)
+        start_daemon(self._thread)
+
+    def stop(self) -> None:
+        """End the thread and wait for it (bounded). The server's thread calls this at
+        its end, before it closes the selector, and with its wake-up byte unread: the
+        selector is then readable, so the ``poll`` returns and sees the flag."""
+        self._stopping = True
+        self._thread.join(JOIN_TIMEOUT)
+
+    def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self._fd, select.POLLIN)
+        hurry = _Hurry()
         try:
-            ready = poller.poll(0) if hurry.saved is not None else []
-            if not ready:
-                hurry.off()
-                ready = poller.poll(CHECK_CLOSED * 1000)
-        except OSError:  # the descriptor was closed: the server is gone
+            self._nudge(poller, hurry)
+        finally:
             hurry.off()
-            return
-        if any(events & (select.POLLNVAL | select.POLLERR) for _fd, events in ready):
-            hurry.off()
-            return
-        if ready:
-            hurry.on()
-            time.sleep(PERIOD)
-    hurry.off()
+
+    def _nudge(self, poller: select.poll, hurry: _Hurry) -> None:
+        while not self._stopping:
+            if self._busy():
+                hurry.on()
+                time.sleep(PERIOD)
+                continue
+            try:
+                ready = poller.poll(0) if hurry.saved is not None else []
+                if not ready:
+                    hurry.off()
+                    ready = poller.poll()
+            except OSError:  # the descriptor was closed: the server is gone
+                return
+            if any(events & (select.POLLNVAL | select.POLLERR) for _fd, events in ready):
+                return
+            if ready and not self._stopping:
+                hurry.on()
+                time.sleep(PERIOD)
 
 
 class _Hurry:

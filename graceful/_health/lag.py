@@ -32,19 +32,23 @@ from .._core.stacks import stack_from_the_app
 
 log = logging.getLogger("graceful")
 
-MAX_INTERVAL = 0.25
-"""The heartbeat's period at most: four timer callbacks a second cost the loop nothing
-measurable (see benchmarks/bench_health.py), and bound the error of the lag to 0.25 s."""
-# Tried and undone: a period of 1 s, with the watcher asleep until a beat could be late
-# by max_lag, cut an idle app's wake-ups from 9 to 1 a second (with the health server
-# and 50 supervised processes). But bench_health's probes of a loop busy in 5 ms slices
-# then waited for the GIL nudger's poll timeout (p99 of 1 s; time-outs when that timeout
-# was 30 s): the watcher's own wake-ups, four a second, were part of what handed the GIL
-# to the health server's thread on a busy loop. The nudger now also lowers the switch
-# interval while the server has work (see _gil), which may make them unnecessary; not
-# tried again since.
+MAX_INTERVAL = 1.0
+"""The heartbeat's period at most: one timer callback a second on an idle loop. The lag
+it reports is short of the truth by at most the period (the loop may have stopped
+right after a beat), so with the default ``max_lag`` of 5 s a loop blocked for 5 s
+shows as 4-5 s late, and ``/livez`` fails within 6 s of the block."""
+# History: a period of 0.25 s, with the watcher waking at each beat, made an idle app
+# with the health server wake 9 times a second (supervisord: once). A 1 s period had
+# been tried before and undone, because probes of a loop busy in 5 ms slices then
+# waited up to 1 s (p99): the watcher's four wake-ups a second had been part of what
+# handed the GIL to the server's thread. Since the nudger lowers the switch interval
+# while the server has work (see _gil), the server takes the GIL itself, and the
+# busy-loop figures of bench_health stay where they were with the 1 s period.
 INTERVAL_SHARE = 0.25
 """With a small ``max_lag`` the beat runs four times within it."""
+WATCH_MARGIN = 0.005
+"""The watcher wakes this long after the moment a beat could first be too late, so
+that it finds it late rather than just in time (and does not wake twice)."""
 
 # Code flags of frames that belong to a coroutine (inspect's CO_* constants).
 _COROUTINE_FLAGS = 0x80 | 0x100 | 0x200  # CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
@@ -102,20 +106,31 @@ class LoopLag:
         self._handle = self._loop.call_later(self.interval, self._beat)
 
     def _watch(self) -> None:
+        # Asleep until the beat now due could be late by max_lag: an app whose loop
+        # keeps beating wakes this thread about once per max_lag, not at every beat.
+        # While the loop is blocked, it looks once per period for the beat that ends it.
         blocked_at: float | None = None  # the due time of the beat that came late
-        while not self._stop.wait(self.interval):
+        wait = self.interval
+        while not self._stop.wait(wait):
             due = self._due
             if due is None:
+                wait = self.interval
                 continue
-            late = time.monotonic() - due
+            now = time.monotonic()
+            late = now - due
             if blocked_at is None:
                 if late > self.max_lag:
                     blocked_at = due
                     self._longest = 0.0
                     log.warning("%s", self._blocked_message(late))
+                    wait = self.interval
+                else:
+                    wait = self.max_lag - late + WATCH_MARGIN
             elif due != blocked_at:  # a beat ran: the loop is free again
                 log.info("event loop responsive again; it was blocked for %.1f s", self._longest)
                 blocked_at = None
+                wait = self.interval
+            # else: still blocked; look again in a period
 
     def _blocked_message(self, late: float) -> str:
         frame = sys._current_frames().get(self._loop_thread)

@@ -43,7 +43,7 @@ import h11
 from .._config import Config, source_example
 from .._errors import UsageError
 from .checks import CheckRun
-from .gil import start_nudger
+from .gil import Nudger
 from .lag import LoopLag, start_daemon
 from .readiness import state as readiness
 
@@ -152,6 +152,7 @@ class HealthServer:
         self._accept_stopped = False  # for good: the stop took the spare descriptor
         self.spare: Spare | None = None  # the stop's descriptor (set by the runtime)
         self._sel = selectors.DefaultSelector()
+        self._nudger: Nudger | None = None  # started with the server thread
         self._conns: dict[int, _Conn] = {}  # by fd, oldest first
         self._thread = threading.Thread(target=self._serve, name="graceful-health", daemon=True)
 
@@ -161,8 +162,8 @@ class HealthServer:
         lag = LoopLag(config.liveness_max_lag, config.spelling("liveness_max_lag"))
         server = cls(bind(config), lag)
         server.metrics = config.metrics
+        server._nudger = Nudger(server._sel.fileno(), lambda: server._handling)
         start_daemon(server._thread)
-        start_nudger(server._sel.fileno(), lambda: server._handling, lambda: server._closing)
         host, port = server.address
         shown = f"[{host}]" if ":" in host else host
         paths = "/livez, /readyz, /metrics" if config.metrics else "/livez, /readyz"
@@ -216,6 +217,9 @@ class HealthServer:
         finally:
             for conn in list(self._conns.values()):
                 self._drop(conn)
+            if self._nudger is not None:  # it polls the selector: stop it before closing that
+                self._wake()  # (unread: keeps the selector readable, which wakes the nudger)
+                self._nudger.stop()
             sel.close()
             for sock in (self._listener, self._wake_r, self._wake_w):
                 sock.close()
