@@ -79,13 +79,17 @@ async def serve(
         if type(response) is not web.Response:  # a plain Response is prepared by aiohttp
             started[id(request)] = response
 
-    # One middleware does both jobs, and costs little per request while the app runs:
-    # the requests in flight are found through the connections when the time comes.
-    @web.middleware
-    async def track(request: web.Request, handler: Any) -> web.StreamResponse:
+    # One wrapper around the server's request handler does both jobs, and costs
+    # little per request while the app runs: the requests in flight are found through
+    # the connections when the time comes. Not a middleware: aiohttp's middleware
+    # machinery (a cached chain of partials per route) cost 8 % of the CPU time of a
+    # small request (benchmarks/bench_servers.py), the wrapper a third of that.
+    inner: Any = None  # the server's own handler (the app's routing and middlewares)
+
+    async def track(request: web.BaseRequest) -> web.StreamResponse:
         run.requests_in_flight += 1
         try:
-            response: web.StreamResponse = await handler(request)
+            response: web.StreamResponse = await inner(request)
         except asyncio.CancelledError:
             if not cutting:
                 raise
@@ -100,7 +104,8 @@ async def serve(
             )
         finally:
             run.requests_in_flight -= 1
-            started.pop(id(request), None)
+            if started:
+                started.pop(id(request), None)
         if run.deadline is not None and not response.prepared:
             # A stop has begun: let keep-alive clients move on to another replica.
             response.headers["Connection"] = "close"
@@ -130,7 +135,6 @@ async def serve(
                 task.cancel()
             await asyncio.wait(still, timeout=_AFTER_DRAIN)
 
-    app.middlewares.append(track)
     app.on_response_prepare.append(record_started)
     app.on_shutdown.append(drain_handlers)
     runner = web.AppRunner(
@@ -140,6 +144,11 @@ async def serve(
     websockets: list[asyncio.Future[None]] = []
     readiness.block(name, "aiohttp is starting")  # ready once the site listens
     await runner.setup()
+    web_server = runner.server
+    assert web_server is not None  # made by setup()
+    # Server.request_handler: what each new connection calls for its requests (set
+    # before the site listens, so every connection has the wrapper).
+    inner, web_server.request_handler = web_server.request_handler, track
     try:
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=backlog)
         try:
@@ -158,19 +167,17 @@ async def serve(
         # Take what the kernel already accepted before the sites close their listeners
         # (closing resets those), and let it hand over its requests before aiohttp
         # closes the connections it thinks idle.
-        web_server = runner.server
-        if web_server is not None:
-            taken = []
-            for each in runner.sites:
-                listener = getattr(each, "_server", None)
-                if listener is not None:
-                    taken += await close_listeners(listener, web_server)
-            await let_fresh_connections_speak(
-                run,
-                taken,
-                lambda: list(web_server.connections),
-                lambda handler: getattr(handler, "_request_count", 1) == 0,  # no request yet
-            )
+        taken = []
+        for each in runner.sites:
+            listener = getattr(each, "_server", None)
+            if listener is not None:
+                taken += await close_listeners(listener, web_server)
+        await let_fresh_connections_speak(
+            run,
+            taken,
+            lambda: list(web_server.connections),
+            lambda handler: getattr(handler, "_request_count", 1) == 0,  # no request yet
+        )
     finally:
         readiness.unblock(name)
         await runner.cleanup()

@@ -6,6 +6,7 @@ import logging.config
 import os
 import sys
 import threading
+from typing import Any
 
 from _record import ready, record
 
@@ -50,10 +51,28 @@ async def waits_in_atexit() -> None:
 _unflushed = open(os.path.join(os.environ["OUT"], "unflushed"), "w")  # never closed
 
 
+class _InACycle:
+    """Refers to itself, so only the collector frees it; holds a file it never closes
+    and says when it is finalized (with what it bound, as module globals may be gone)."""
+
+    def __init__(self) -> None:
+        self.me = self
+        self.file = open(os.path.join(os.environ["OUT"], "in_a_cycle"), "w")
+
+    def __del__(self, write: Any = os.write) -> None:
+        write(2, b"object in a cycle finalized\n")
+
+
+_cycles: list[_InACycle] = []  # a module global holds it, as an app's state would
+
+
 async def unflushed_file() -> None:
-    """Writes into a module-level file it never flushes or closes: the interpreter's
-    normal exit flushes it, as under plain python."""
+    """Writes into a module-level file it never flushes or closes, and into one that
+    only an object in a reference cycle holds: the interpreter's normal exit flushes
+    both and finalizes the object, as under plain python."""
     _unflushed.write("written before the stop\n")
+    _cycles.append(_InACycle())
+    _cycles[0].file.write("held in a cycle\n")
     ready()
     await asyncio.Event().wait()
 
