@@ -340,7 +340,11 @@ def _options_end(args: list[str]) -> int:
 
 
 def script() -> None:
-    """The ``graceful`` console script: blocks the stop signals first, as ``__main__`` does."""
+    """The ``graceful`` console script: blocks the stop signals first, and turns the
+    collector off until the app's import, as ``__main__`` does."""
+    import gc
+
+    gc.disable()
     stop = frozenset({signal.SIGTERM, signal.SIGINT})
     inherited = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
     sys.exit(main(blocked=stop, inherited=frozenset(inherited)))

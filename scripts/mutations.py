@@ -76,6 +76,9 @@ MUTATIONS: tuple[Mutation, ...] = (
              "threads left running make the summary's exit code 1", (T_GUARANTEE,)),
     Mutation("graceful/_core/sequence.py", "            or self.tasks_stuck\n", "",
              "a task that refuses to stop makes the exit code 1", (T_GUARANTEE,)),
+    Mutation("graceful/_core/runtime.py", "            gc.freeze()\n            gc.enable()\n",
+             "            gc.freeze()\n", "the garbage collector is on while the app runs",
+             (f"{T_EXIT}::test_a_file_the_app_never_closed_is_flushed_at_exit",)),
     Mutation("graceful/_core/runtime.py", "            target = load()\n",
              "            target = load()\n            gc.freeze()\n",
              "the app's own objects, those in reference cycles too, are finalized at exit"

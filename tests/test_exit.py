@@ -74,6 +74,7 @@ def test_a_file_the_app_never_closed_is_flushed_at_exit(launch: Launcher) -> Non
     assert (launch.tmp_path / "unflushed").read_text() == "written before the stop\n"
     assert (launch.tmp_path / "in_a_cycle").read_text() == "held in a cycle\n"
     assert "object in a cycle finalized" in app.stderr
+    assert app.events() == ["collector on: True"]  # off for graceful's start only
 
 
 @pytest.mark.parametrize("how", ["plain", "health", "pid1"])

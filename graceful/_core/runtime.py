@@ -550,8 +550,10 @@ def execute(
             # the time from SIGTERM to the end of the process; see docs/internals.md).
             # The app's own objects come after, so they are collected and finalized at
             # exit as under plain python. Not in graceful.run(), where the app's modules
-            # are already imported.
+            # are already imported. The collector, off since the start (__main__), is
+            # on again from here: the app's import and run are collected as usual.
             gc.freeze()
+            gc.enable()
         try:
             target = load()
         except TargetError as exc:

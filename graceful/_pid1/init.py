@@ -35,6 +35,7 @@ which are about the process that raised them. SIGTSTP is forwarded, as tini does
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import signal
 import sys
@@ -102,6 +103,7 @@ def start(
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTTIN, signal.SIGTTOU})
     duties = Init(app, config, pid1, exec_mode=command is not None)
     duties.become_compiled()  # returns only where graceful-init was not built
+    gc.enable()  # off since the start (__main__); the Python init runs for as long as the app
     code = duties.run()
     # The init holds no data and registered nothing: skip the interpreter's
     # finalization, which costs ~7 ms here (most of the init's SIGTERM-to-exit).

@@ -2,6 +2,7 @@
 
 import asyncio
 import atexit
+import gc
 import logging.config
 import os
 import sys
@@ -71,6 +72,7 @@ async def unflushed_file() -> None:
     only an object in a reference cycle holds: the interpreter's normal exit flushes
     both and finalizes the object, as under plain python."""
     _unflushed.write("written before the stop\n")
+    record(f"collector on: {gc.isenabled()}")  # graceful turns it off for its own start
     _cycles.append(_InACycle())
     _cycles[0].file.write("held in a cycle\n")
     ready()
