@@ -66,6 +66,7 @@ BENCH := .venv-bench/bin
 .venv-bench/.installed: pyproject.toml setup.py $(shell find graceful -name '*.py' -o -name '*.c')
 	$(PYTHON) -m venv .venv-bench
 	$(BENCH)/pip install --quiet --upgrade pip
+	rm -rf build  # setuptools' build/lib keeps modules deleted since, and the wheel takes them
 	$(BENCH)/pip install --quiet '.[dev]'
 	touch $@
 
