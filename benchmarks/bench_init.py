@@ -320,12 +320,14 @@ def describe(exc: Exception, err: IO[bytes]) -> str:
 # --- the scenarios -----------------------------------------------------------------------
 
 
-def run_sigterm(runner: Runner, round_no: int) -> Sample:
-    sample = Sample(runner.name, "sigterm", round_no)
-    if runner.init:
-        argv = [*unshare_prefix(), *runner.init, *IDLE_CMD]
-    else:  # the floor: same unshare wrapper, no namespace, no init
-        argv = ["unshare", "--fork", "--kill-child", *IDLE_CMD]
+def in_namespace(
+    sample: Sample,
+    runner: Runner,
+    argv: list[str],
+    body: Callable[[subprocess.Popen[bytes], int], None],
+) -> Sample:
+    """Start ``argv``, wait for "ready", then ``body(proc, pid1)`` fills in ``sample``;
+    an error goes into the sample, and whatever is left is killed."""
     with tempfile.TemporaryFile() as err:
         proc: subprocess.Popen[bytes] | None = None
         pid1: int | None = None
@@ -333,27 +335,39 @@ def run_sigterm(runner: Runner, round_no: int) -> Sample:
             proc = spawn(argv, err, runner=runner)
             expect_ready(proc)
             pid1 = ns_pid1(proc)
-            if runner.init:
-                target = pid1
-
-                def sleeping_app() -> int | None:
-                    return next((k for k in children(target) if comm(k) == "sleep"), None)
-
-                app: int | None = wait_for("the app running 'sleep'", READY_TIMEOUT, sleeping_app)
-            else:
-                wait_for("'sleep' running", READY_TIMEOUT, lambda: comm(pid1) == "sleep" or None)
-                app = None
-            times = stop_and_time(proc, pid1, app)
-            sample.returncode = proc.wait(KILL_TIMEOUT)  # it has exited: this only reaps it
-            sample.value_s = times["unshare"]
-            sample.pid1_exit_s = times.get("pid1")
-            sample.app_exit_s = times.get("app", sample.pid1_exit_s)
+            body(proc, pid1)
         except (BenchError, OSError) as exc:
             sample.error = describe(exc, err)
         finally:
             if proc is not None:
                 kill_leftover(proc, pid1)
     return sample
+
+
+def run_sigterm(runner: Runner, round_no: int) -> Sample:
+    sample = Sample(runner.name, "sigterm", round_no)
+    if runner.init:
+        argv = [*unshare_prefix(), *runner.init, *IDLE_CMD]
+    else:  # the floor: same unshare wrapper, no namespace, no init
+        argv = ["unshare", "--fork", "--kill-child", *IDLE_CMD]
+
+    def measure(proc: subprocess.Popen[bytes], pid1: int) -> None:
+        if runner.init:
+
+            def sleeping_app() -> int | None:
+                return next((k for k in children(pid1) if comm(k) == "sleep"), None)
+
+            app: int | None = wait_for("the app running 'sleep'", READY_TIMEOUT, sleeping_app)
+        else:
+            wait_for("'sleep' running", READY_TIMEOUT, lambda: comm(pid1) == "sleep" or None)
+            app = None
+        times = stop_and_time(proc, pid1, app)
+        sample.returncode = proc.wait(KILL_TIMEOUT)  # it has exited: this only reaps it
+        sample.value_s = times["unshare"]
+        sample.pid1_exit_s = times.get("pid1")
+        sample.app_exit_s = times.get("app", sample.pid1_exit_s)
+
+    return in_namespace(sample, runner, argv, measure)
 
 
 def ns_pid_to_host(candidates: list[int], ns_pid: int) -> int | None:
@@ -484,25 +498,16 @@ def run_memory(runner: Runner, round_no: int) -> Sample:
     else:
         argv = [*unshare_prefix(), *runner.init, sys.executable, "-m", "graceful", "--init", "off"]
         argv += app
-    with tempfile.TemporaryFile() as err:
-        proc: subprocess.Popen[bytes] | None = None
-        pid1: int | None = None
-        try:
-            proc = spawn(argv, err, runner=runner)
-            expect_ready(proc)
-            pid1 = ns_pid1(proc)
-            time.sleep(0.5)  # the app loads what a stop needs right after "ready"
-            sample.pid1_pss_kb = pss_kb(pid1)
-            sample.total_pss_kb = sum(pss_kb(pid) for pid in tree(pid1))
-            sample.value_s = 0.0
-            stop_and_time(proc, pid1)
-            sample.returncode = proc.wait(KILL_TIMEOUT)
-        except (BenchError, OSError) as exc:
-            sample.error = describe(exc, err)
-        finally:
-            if proc is not None:
-                kill_leftover(proc, pid1)
-    return sample
+
+    def measure(proc: subprocess.Popen[bytes], pid1: int) -> None:
+        time.sleep(0.5)  # the app loads what a stop needs right after "ready"
+        sample.pid1_pss_kb = pss_kb(pid1)
+        sample.total_pss_kb = sum(pss_kb(pid) for pid in tree(pid1))
+        sample.value_s = 0.0
+        stop_and_time(proc, pid1)
+        sample.returncode = proc.wait(KILL_TIMEOUT)
+
+    return in_namespace(sample, runner, argv, measure)
 
 
 # --- the report --------------------------------------------------------------------------
